@@ -1,0 +1,24 @@
+"""Datasets held in memory, and the episodic samplers over them."""
+
+from .cifar import CLASSES as CIFAR10_CLASSES
+from .cifar import by_class, load_cifar10
+from .containers import ClassImages, LabeledImages
+from .episodes import Episode, EpisodeSampler, IndexEpisodeSampler
+from .omniglot import load_omniglot
+from .paths import CorruptDataError, DataNotFoundError, cache_dir, data_root
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "ClassImages",
+    "CorruptDataError",
+    "DataNotFoundError",
+    "Episode",
+    "EpisodeSampler",
+    "IndexEpisodeSampler",
+    "LabeledImages",
+    "by_class",
+    "cache_dir",
+    "data_root",
+    "load_cifar10",
+    "load_omniglot",
+]

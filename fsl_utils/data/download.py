@@ -1,0 +1,52 @@
+"""``python -m fsl_utils.data.download`` (what ``make data`` runs): fetch the datasets.
+
+Downloads Omniglot (both sets) and CIFAR-10 through torchvision, plus the Vinyals et al.
+class split files from the ProtoNet authors' repository, into ``$FSL_DATA_DIR``
+(default ``./data``). Needs internet access; files already present are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import urllib.request
+from pathlib import Path
+
+from .cifar import load_cifar10
+from .omniglot import FOLDER as OMNIGLOT_FOLDER
+from .omniglot import VINYALS_SPLITS, load_omniglot
+from .paths import data_root
+
+SPLITS_URL = "https://raw.githubusercontent.com/jakesnell/prototypical-networks/master/data/omniglot/splits/vinyals/{}.txt"
+
+
+def download_vinyals_splits(root: Path) -> None:
+    """Fetch the four Vinyals split files into ``<root>/omniglot-py/splits/vinyals/``."""
+    folder = root / OMNIGLOT_FOLDER / "splits" / "vinyals"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in VINYALS_SPLITS:
+        target = folder / f"{name}.txt"
+        if not target.is_file():
+            tmp = target.with_suffix(".part")
+            urllib.request.urlretrieve(SPLITS_URL.format(name), tmp)
+            tmp.replace(target)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=None, help="dataset folder (default: $FSL_DATA_DIR or ./data)")
+    args = parser.parse_args(argv)
+    root = args.root or data_root()
+    root.mkdir(parents=True, exist_ok=True)
+    for split in ("background", "evaluation"):
+        data = load_omniglot(split, root=root, download=True)
+        print(f"Omniglot {split}: {data.n_classes} classes x {data.n_per_class} drawings")
+    download_vinyals_splits(root)
+    print("Omniglot Vinyals splits:", ", ".join(VINYALS_SPLITS))
+    for train in (True, False):
+        data = load_cifar10(train=train, root=root, download=True)
+        print(f"CIFAR-10 {'train' if train else 'test'}: {len(data)} images")
+    print(f"Data ready in {root.resolve()}; set FSL_DATA_DIR={root.resolve()} if that is not ./data")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""N-way K-shot Q-query episodes (tasks), sampled with an explicit ``torch.Generator``.
+
+An episode is a named value, :class:`Episode`, always in **class-major order**: the
+support set holds the K examples of episode class 0, then the K of class 1, and so on;
+the query set the Q examples of class 0, then class 1, ... Labels are remapped to
+``0..n_way-1``; ``class_ids[c]`` is the dataset class behind episode label ``c``.
+
+Two samplers:
+
+* :class:`EpisodeSampler` indexes an in-memory tensor of shape
+  (n_classes, n_per_class, ...) — thousands of episodes per second on a CPU.
+* :class:`IndexEpisodeSampler` works over any label list and yields dataset indices,
+  for ``DataLoader(dataset, batch_sampler=sampler, collate_fn=sampler.collate)`` when
+  images come from disk with per-image transforms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
+
+import torch
+
+from .containers import ClassImages
+
+
+class Episode(NamedTuple):
+    """One few-shot task, class-major (see the module docstring).
+
+    Attributes:
+        support_x: shape (n_way * k_shot, *item_shape), e.g. (N*K, 1, 28, 28).
+        support_y: shape (n_way * k_shot,), int64 labels ``[0]*K + [1]*K + ...``.
+        query_x: shape (n_way * n_query, *item_shape).
+        query_y: shape (n_way * n_query,), int64 labels in class-major order.
+        class_ids: shape (n_way,), the dataset class index of each episode label.
+    """
+
+    support_x: torch.Tensor
+    support_y: torch.Tensor
+    query_x: torch.Tensor
+    query_y: torch.Tensor
+    class_ids: torch.Tensor
+
+    @property
+    def n_way(self) -> int:
+        return self.class_ids.shape[0]
+
+    @property
+    def k_shot(self) -> int:
+        return self.support_y.shape[0] // self.n_way
+
+    @property
+    def n_query(self) -> int:
+        return self.query_y.shape[0] // self.n_way
+
+    def to(self, device: torch.device | str | None, non_blocking: bool = False) -> "Episode":
+        """The same episode with every tensor on ``device`` (returns self for None)."""
+        if device is None:
+            return self
+        return Episode(*(t.to(device, non_blocking=non_blocking) for t in self))
+
+
+def _check_sizes(n_way: int, k_shot: int, n_query: int) -> None:
+    for name, value in (("n_way", n_way), ("k_shot", k_shot), ("n_query", n_query)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_episodes(n_episodes: int | None) -> None:
+    if n_episodes is not None and (isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1):
+        raise ValueError(f"n_episodes must be a positive integer or None (endless), got {n_episodes!r}")
+
+
+def _labels(n_way: int, per_class: int, device: torch.device | None = None) -> torch.Tensor:
+    return torch.arange(n_way, device=device).repeat_interleave(per_class)
+
+
+class EpisodeSampler:
+    """Episodes drawn from an in-memory class tensor.
+
+    Args:
+        data: :class:`ClassImages` or a tensor of shape (n_classes, n_per_class, *item).
+            uint8 images are scaled to float32 in [0, 1]; a channel axis is added to
+            grayscale items of shape (H, W). Other dtypes (e.g. precomputed float
+            features of shape (n_classes, n_per_class, d)) pass through unchanged.
+        n_way: classes per episode.
+        k_shot: support examples per class.
+        n_query: query examples per class (disjoint from the support).
+        n_episodes: episodes per iteration over the sampler; None iterates forever.
+        generator: source of randomness; the same seed gives the same episodes.
+        transform: optional function applied to the float batch of shape
+            (n_way * (k_shot + n_query), *item) before it is split, e.g. normalisation.
+        device: where the episode tensors are placed (default: stay on the CPU).
+
+    Raises:
+        ValueError: impossible sizes, e.g. more ways than classes, or
+            ``k_shot + n_query`` larger than the examples per class.
+    """
+
+    def __init__(
+        self,
+        data: ClassImages | torch.Tensor,
+        n_way: int,
+        k_shot: int,
+        n_query: int,
+        n_episodes: int | None = None,
+        generator: torch.Generator | None = None,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        images = data.images if isinstance(data, ClassImages) else data
+        if not isinstance(images, torch.Tensor) or images.ndim < 3:
+            raise ValueError("data must be ClassImages or a tensor of shape (n_classes, n_per_class, *item_shape)")
+        _check_sizes(n_way, k_shot, n_query)
+        _check_episodes(n_episodes)
+        n_classes, per_class = images.shape[:2]
+        if n_way > n_classes:
+            raise ValueError(f"n_way={n_way} but the data has only {n_classes} classes; lower n_way or use a larger split.")
+        if k_shot + n_query > per_class:
+            raise ValueError(
+                f"k_shot + n_query = {k_shot} + {n_query} = {k_shot + n_query} exceeds the {per_class} examples per class; "
+                f"support and query must be disjoint, so lower k_shot or n_query."
+            )
+        self.images = images
+        self.n_way, self.k_shot, self.n_query = n_way, k_shot, n_query
+        self.n_episodes = n_episodes
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.transform = transform
+        self.device = torch.device(device) if device is not None else None
+
+    def __len__(self) -> int:
+        if self.n_episodes is None:
+            raise TypeError("this sampler is endless (n_episodes=None) and has no length")
+        return self.n_episodes
+
+    def __iter__(self) -> Iterator[Episode]:
+        count = 0
+        while self.n_episodes is None or count < self.n_episodes:
+            yield self.sample()
+            count += 1
+
+    def sample(self) -> Episode:
+        """Draw one episode (advances the generator)."""
+        n_classes, per_class = self.images.shape[:2]
+        n, k, q = self.n_way, self.k_shot, self.n_query
+        class_ids = torch.randperm(n_classes, generator=self.generator)[:n]
+        # An independent random order of each class's examples, in one call.
+        picks = torch.rand(n, per_class, generator=self.generator).argsort(dim=1)[:, : k + q]
+        x = self.images[class_ids[:, None], picks]  # (n, k+q, *item)
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255)
+            if x.ndim == 4:  # grayscale (H, W) items get a channel axis
+                x = x.unsqueeze(2)
+        if self.transform is not None:
+            flat = self.transform(x.flatten(0, 1))
+            x = flat.view(n, k + q, *flat.shape[1:])
+        episode = Episode(
+            support_x=x[:, :k].flatten(0, 1),
+            support_y=_labels(n, k),
+            query_x=x[:, k:].flatten(0, 1),
+            query_y=_labels(n, q),
+            class_ids=class_ids,
+        )
+        return episode.to(self.device)
+
+
+class IndexEpisodeSampler(torch.utils.data.Sampler[list[int]]):
+    """Episodes over a label list, as batches of dataset indices.
+
+    Each batch is ``n_way * (k_shot + n_query)`` indices: first the support (class-major),
+    then the query (class-major). Use it as a DataLoader ``batch_sampler`` with
+    ``collate_fn=sampler.collate`` to receive :class:`Episode` values.
+
+    Args:
+        labels: the label of every dataset item, shape (n_items,).
+        n_way, k_shot, n_query, n_episodes, generator: as in :class:`EpisodeSampler`
+            (``n_episodes`` is required here because a DataLoader needs a length).
+
+    Raises:
+        ValueError: sizes that no episode can satisfy (fewer than ``n_way`` classes
+            with at least ``k_shot + n_query`` items).
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[int] | torch.Tensor,
+        n_way: int,
+        k_shot: int,
+        n_query: int,
+        n_episodes: int,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        _check_sizes(n_way, k_shot, n_query)
+        if n_episodes is None:
+            raise ValueError("IndexEpisodeSampler needs n_episodes (a DataLoader needs a length)")
+        _check_episodes(n_episodes)
+        labels = torch.as_tensor(labels, dtype=torch.long)
+        if labels.ndim != 1 or labels.numel() == 0:
+            raise ValueError("labels must be a non-empty 1-D sequence of class indices")
+        values, counts = labels.unique(return_counts=True)
+        eligible = values[counts >= k_shot + n_query]
+        if len(eligible) < n_way:
+            raise ValueError(
+                f"n_way={n_way} needs {n_way} classes with at least k_shot + n_query = {k_shot + n_query} items, "
+                f"but only {len(eligible)} of the {len(values)} classes have that many; lower n_way, k_shot or n_query."
+            )
+        order = torch.argsort(labels, stable=True)
+        self._items = {int(c): order[labels[order] == c] for c in eligible}
+        self.classes = eligible
+        self.n_way, self.k_shot, self.n_query, self.n_episodes = n_way, k_shot, n_query, n_episodes
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+
+    def __len__(self) -> int:
+        return self.n_episodes
+
+    def __iter__(self) -> Iterator[list[int]]:
+        n, k, q = self.n_way, self.k_shot, self.n_query
+        for _ in range(self.n_episodes):
+            chosen = self.classes[torch.randperm(len(self.classes), generator=self.generator)[:n]]
+            picks = []
+            for c in chosen.tolist():
+                items = self._items[c]
+                picks.append(items[torch.randperm(len(items), generator=self.generator)[: k + q]])
+            both = torch.stack(picks)  # (n, k+q)
+            yield torch.cat([both[:, :k].flatten(), both[:, k:].flatten()]).tolist()
+
+    def collate(self, batch: list[tuple[torch.Tensor, int]]) -> Episode:
+        """Turn the ``(x, label)`` items of one index batch into an :class:`Episode`."""
+        n, k = self.n_way, self.k_shot
+        x = torch.stack([torch.as_tensor(item[0]) for item in batch])
+        y = torch.as_tensor([int(item[1]) for item in batch])
+        return Episode(
+            support_x=x[: n * k],
+            support_y=_labels(n, k),
+            query_x=x[n * k :],
+            query_y=_labels(n, self.n_query),
+            class_ids=y[: n * k : k],
+        )
