@@ -88,7 +88,8 @@ class ImageNetEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x of shape (B, 3, H, W) in [0, 1]. Returns: features of shape (B, feature_dim)."""
-        x = self.preprocess(x)
+        # channels_last runs EfficientNet's depthwise convs ~1.5x faster on CPUs
+        x = self.preprocess(x).contiguous(memory_format=torch.channels_last)
         if self.name == "efficientnet_lite0":
             return self.body.extract_features(x).mean(dim=(-2, -1))
         return self.body(x)
@@ -133,6 +134,7 @@ def load_imagenet_encoder(name: str = "efficientnet_lite0", pretrained: bool = T
         dim, scaling = 512, "imagenet"
     else:
         raise ValueError(f"Unknown encoder {name!r}; use 'efficientnet_lite0' (offline) or 'resnet18' (downloads weights)")
+    body = body.to(memory_format=torch.channels_last)
     return ImageNetEncoder(body, name, dim, input_size, scaling).eval()
 
 

@@ -6,6 +6,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
 
 from fsl_utils.data import load_cifar10, load_omniglot  # noqa: E402
@@ -24,3 +30,19 @@ def omniglot_evaluation():
 @pytest.fixture(scope="session")
 def cifar_train():
     return load_cifar10(train=True)
+
+
+@pytest.fixture
+def run_bench(tmp_path):
+    """Run ``bench/<script>`` with tiny arguments, results to a temporary folder; returns its JSON.
+
+    For smoke tests only: the figures are measured by running the scripts, never asserted.
+    """
+    bench = Path(__file__).resolve().parents[1] / "bench"
+
+    def run(script: str, *args: str, timeout: int = 600) -> dict:
+        env = {**os.environ, "FSL_BENCH_RESULTS": str(tmp_path)}
+        subprocess.run([sys.executable, str(bench / script), *args], check=True, env=env, cwd=tmp_path, timeout=timeout)
+        return json.loads((tmp_path / script.replace(".py", ".json")).read_text())
+
+    return run
