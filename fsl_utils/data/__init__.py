@@ -3,6 +3,7 @@
 from .cifar import CLASSES as CIFAR10_CLASSES
 from .cifar import by_class, load_cifar10
 from .containers import ClassImages, LabeledImages
+from .folder import load_image_folder, load_images
 from .episodes import Episode, EpisodeSampler, IndexEpisodeSampler
 from .omniglot import load_omniglot
 from .paths import CorruptDataError, DataNotFoundError, cache_dir, data_root
@@ -20,5 +21,7 @@ __all__ = [
     "cache_dir",
     "data_root",
     "load_cifar10",
+    "load_image_folder",
+    "load_images",
     "load_omniglot",
 ]

@@ -51,7 +51,7 @@ class LabeledImages:
     """A labelled image set held in memory.
 
     Attributes:
-        images: uint8 tensor of shape (n, 3, 32, 32).
+        images: uint8 tensor of shape (n, C, H, W) (CIFAR-10: (n, 3, 32, 32)).
         labels: int64 tensor of shape (n,), values in ``0..len(class_names)-1``.
         class_names: the label names.
     """
