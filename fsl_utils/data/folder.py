@@ -36,10 +36,10 @@ def read_image(path: str | Path, image_size: int, grayscale: bool = False) -> to
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im).convert("L" if grayscale else "RGB")
             im = ImageOps.fit(im, (image_size, image_size), Image.Resampling.BICUBIC)
-            arr = np.asarray(im, dtype=np.uint8)
+            arr = np.array(im, dtype=np.uint8)  # a writable copy
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise CorruptDataError(f"Cannot read image {path}: {err}. Remove or replace the file.") from err
-    return torch.from_numpy(arr[None] if grayscale else arr.transpose(2, 0, 1).copy())
+    return torch.from_numpy(arr[None] if grayscale else np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
 def list_image_files(folder: str | Path) -> list[Path]:
