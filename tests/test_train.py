@@ -1,0 +1,123 @@
+"""Supervised training helpers: oracles for accuracy/augmentation, learning on separable
+data, determinism under a generator, bad-input errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fsl_utils.train import (
+    accuracy,
+    evaluate_accuracy,
+    few_labels,
+    fit,
+    fit_linear_head,
+    predict,
+    random_crop_flip,
+)
+
+
+def test_accuracy_matches_a_loop_oracle():
+    g = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(50, 4, generator=g), torch.randint(0, 4, (50,), generator=g)
+    expected = 100 * np.mean([int(np.argmax(row)) == int(y) for row, y in zip(logits.numpy(), labels.numpy())])
+    assert accuracy(logits, labels) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="shape"):
+        accuracy(logits[:3], labels)
+
+
+def test_random_crop_flip_is_a_shifted_window_of_the_padded_image():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(16, 3, 8, 8, generator=g)
+    out = random_crop_flip(x, torch.Generator().manual_seed(2), padding=2)
+    assert out.shape == x.shape
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="reflect")
+    for i in range(len(x)):  # oracle: some crop of the padded image, maybe mirrored
+        windows = [padded[i, :, dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)]
+        assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(-1)) for w in windows)
+    same = random_crop_flip(x, torch.Generator().manual_seed(2), padding=2)
+    assert torch.equal(out, same)
+    assert not torch.equal(out, x)
+
+
+def test_few_labels_draws_k_per_class_deterministically():
+    labels = torch.arange(5).repeat(30)
+    idx = few_labels(labels, 4, torch.Generator().manual_seed(0))
+    assert idx.shape == (20,)
+    assert torch.bincount(labels[idx]).tolist() == [4] * 5
+    assert len(set(idx.tolist())) == 20
+    assert torch.equal(idx, few_labels(labels, 4, torch.Generator().manual_seed(0)))
+    assert not torch.equal(idx, few_labels(labels, 4, torch.Generator().manual_seed(1)))
+    with pytest.raises(ValueError, match="fewer than per_class"):
+        few_labels(labels, 31)
+
+
+def _blobs(n: int = 300, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(3, 8, generator=g) * 3
+    y = torch.randint(0, 3, (n,), generator=g)
+    return centers[y] + torch.randn(n, 8, generator=g), y
+
+
+def test_fit_linear_head_learns_separable_classes_and_is_deterministic():
+    x, y = _blobs()
+    torch.manual_seed(0)
+    head = fit_linear_head(x[:200], y[:200], epochs=50, generator=torch.Generator().manual_seed(0))
+    assert isinstance(head, nn.Linear) and head.out_features == 3
+    assert evaluate_accuracy(head, x[200:], y[200:]) > 95
+    torch.manual_seed(0)
+    again = fit_linear_head(x[:200], y[:200], epochs=50, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(head.weight, again.weight)
+
+
+def test_fit_trains_only_parameters_that_require_grad_and_reduces_loss():
+    x, y = _blobs()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    model[0].requires_grad_(False)
+    frozen = model[0].weight.clone()
+    history = fit(model, x, y, epochs=20, batch_size=32, lr=1e-2, generator=torch.Generator().manual_seed(0), progress=False)
+    assert history.steps == 20 * 10
+    assert np.mean(history.loss[-10:]) < 0.5 * np.mean(history.loss[:10])
+    assert torch.equal(model[0].weight, frozen)
+    assert not model.training
+
+
+def test_fit_on_uint8_images_with_augmentation_and_bn_eval():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8, generator=g)
+    labels = (images.float().mean(dim=(1, 2, 3)) > images.float().mean()).long()
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(256, 2))
+    seen = []
+
+    def augment(x, gen):
+        seen.append((x.dtype, float(x.max())))
+        return random_crop_flip(x, gen, padding=1)
+
+    running = model[1].running_mean.clone()
+    history = fit(model, images, labels, steps=3, batch_size=16, augment=augment, bn_eval=True, progress=False)
+    assert history.steps == 3 and len(seen) == 3
+    assert all(dtype == torch.float32 and peak <= 1.0 for dtype, peak in seen)
+    assert torch.equal(model[1].running_mean, running)  # BN statistics untouched in bn_eval mode
+    assert predict(model, images).shape == (40, 2)
+
+
+def test_fit_rejects_bad_inputs():
+    x, y = _blobs(20)
+    model = nn.Linear(8, 3)
+    with pytest.raises(ValueError, match="pair up"):
+        fit(model, x, y[:-1], steps=1)
+    with pytest.raises(ValueError, match="int64"):
+        fit(model, x, y.float(), steps=1)
+    with pytest.raises(ValueError, match="steps or epochs"):
+        fit(model, x, y)
+    with pytest.raises(ValueError, match="optimizer"):
+        fit(model, x, y, steps=1, optimizer="lbfgs")
+    with pytest.raises(ValueError, match="no trainable"):
+        fit(model.requires_grad_(False), x, y, steps=1)
+    with pytest.raises(ValueError, match="labels must lie"):
+        fit_linear_head(x, y, n_classes=2)
+    with pytest.raises(ValueError, match="float tensor"):
+        fit_linear_head(x.long(), y)
