@@ -1,15 +1,24 @@
-"""Evaluate any :class:`~fsl_utils.methods.base.FewShotClassifier` on episodes."""
+"""Evaluate any :class:`~fsl_utils.methods.base.FewShotClassifier` on episodes.
+
+Also: :func:`batchnorm_batch_statistics` (the transductive BatchNorm protocol) and
+:func:`embed_classes`, which embeds a whole split once so that methods whose
+scores depend only on embeddings can be evaluated on thousands of episodes of
+precomputed features (``backbone=nn.Identity()``) in seconds.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
+from .data.containers import ClassImages
 from .data.episodes import Episode
 from .report import mean_ci95
 
@@ -54,6 +63,7 @@ def evaluate(
     device: torch.device | str | None = None,
     progress: bool = True,
     desc: str = "eval",
+    transductive_bn: bool = False,
 ) -> EvalResult:
     """Mean accuracy (%) and 95% CI of ``method`` over episodes.
 
@@ -68,6 +78,10 @@ def evaluate(
         device: where to run; default the method's device.
         progress: show a progress bar.
         desc: progress-bar label.
+        transductive_bn: BatchNorm normalises with the statistics of the batch being
+            embedded (the support set, then the query set) instead of the running
+            statistics, as MAML's and many episodic codes do; the running statistics are
+            left unchanged. See :func:`batchnorm_batch_statistics`.
 
     Returns:
         :class:`EvalResult`.
@@ -78,8 +92,9 @@ def evaluate(
     method.eval()
     accs = []
     start = time.perf_counter()
+    bn_mode = batchnorm_batch_statistics(method) if transductive_bn else contextlib.nullcontext()
     try:
-        with torch.set_grad_enabled(getattr(method, "needs_grad_at_test", False)):
+        with bn_mode, torch.set_grad_enabled(getattr(method, "needs_grad_at_test", False)):
             for episode in tqdm(islice(episodes, n_episodes), total=n_episodes, desc=desc, disable=not progress, leave=False):
                 accs.append(100 * episode_accuracy(method, episode, device))
     finally:
@@ -89,3 +104,65 @@ def evaluate(
     values = torch.tensor(accs)
     mean, ci = mean_ci95(values)
     return EvalResult(mean, ci, len(accs), values, time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def batchnorm_batch_statistics(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside the block, every BatchNorm layer of ``model`` uses batch statistics.
+
+    The transductive protocol: test batches are normalised with their own mean and
+    variance, so predictions for one query depend on the other items of its batch. The
+    running statistics (and the layers' train/eval modes) are restored on exit, so the
+    model is unchanged afterwards.
+    """
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, {k: v.clone() for k, v in m.state_dict().items()}) for m in layers]
+    try:
+        for m in layers:
+            m.train()
+        yield model
+    finally:
+        for m, (mode, state) in zip(layers, saved):
+            m.load_state_dict(state)
+            m.train(mode)
+
+
+def embed_classes(
+    encoder: nn.Module,
+    data: ClassImages | torch.Tensor,
+    batch_size: int = 500,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Embed every image of a class-grouped split once, in eval mode, without gradients.
+
+    Args:
+        encoder: maps float (B, C, H, W) in [0, 1] to (B, d) (e.g. a trained Conv-4).
+        data: :class:`ClassImages` or a uint8/float tensor (n_classes, n_per_class, [C,] H, W).
+        batch_size: images per forward pass.
+        device: where to run (default: the encoder's device).
+        progress: show a progress bar.
+
+    Returns:
+        float32 CPU tensor of shape (n_classes, n_per_class, d), usable as the data of an
+        ``EpisodeSampler``: with the same seed it yields the same episodes as the images.
+    """
+    images = data.images if isinstance(data, ClassImages) else data
+    n_classes, per_class = images.shape[:2]
+    flat = images.flatten(0, 1)
+    if device is None:
+        device = next(iter(encoder.parameters()), torch.empty(0)).device
+    was_training = encoder.training
+    encoder.eval()
+    chunks = []
+    try:
+        with torch.no_grad():
+            for start in tqdm(range(0, len(flat), batch_size), desc="embed", disable=not progress, leave=False):
+                x = flat[start : start + batch_size].to(device)
+                x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+                if x.ndim == 3:  # grayscale (H, W) items get a channel axis
+                    x = x.unsqueeze(1)
+                chunks.append(encoder(x).flatten(1).float().cpu())
+    finally:
+        encoder.train(was_training)
+    return torch.cat(chunks).view(n_classes, per_class, -1)
