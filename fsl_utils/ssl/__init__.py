@@ -1,5 +1,37 @@
 """Pieces of semi- and self-supervised learning: losses, heads, EMA updates."""
 
-from .losses import nt_xent
+from .augment import BatchAugment, simclr_augment, strong_augment, to_float, weak_augment
+from .cnn import CifarCNN
+from .ema import cosine_ema_decay, ema_copy, ema_update
+from .evaluation import accuracy, embed, embedding_std, linear_probe
+from .heads import PredictionHead, ProjectionHead
+from .losses import byol_loss, fixmatch_loss, mean_teacher_loss, nt_xent, pi_model_loss, sigmoid_rampup, softmax_mse
+from .splits import SemiSupervisedSplit, random_batches, semi_supervised_split
 
-__all__ = ["nt_xent"]
+__all__ = [
+    "BatchAugment",
+    "CifarCNN",
+    "PredictionHead",
+    "ProjectionHead",
+    "SemiSupervisedSplit",
+    "accuracy",
+    "byol_loss",
+    "cosine_ema_decay",
+    "ema_copy",
+    "ema_update",
+    "embed",
+    "embedding_std",
+    "fixmatch_loss",
+    "linear_probe",
+    "mean_teacher_loss",
+    "nt_xent",
+    "pi_model_loss",
+    "random_batches",
+    "semi_supervised_split",
+    "sigmoid_rampup",
+    "simclr_augment",
+    "softmax_mse",
+    "strong_augment",
+    "to_float",
+    "weak_augment",
+]
