@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 FAST ?=
 ASSIGNMENT ?= protonet
 
-.PHONY: install test course lab data bench clean help
+.PHONY: install test course lab data bench clean help release grade
 
 help:
 	@sed -n '1,5p' Makefile
@@ -39,6 +39,12 @@ data: install
 
 bench: install
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+release: install  # regenerate the student release assignments/$(ASSIGNMENT) from solutions/ (commit it)
+	$(PY) -m fsl_utils.grading release $(ASSIGNMENT)
+
+grade: install  # autograde grading/submitted/*/$(ASSIGNMENT), write feedback and grading/grades.csv
+	$(PY) -m fsl_utils.grading grade $(ASSIGNMENT)
 
 clean:
 	rm -rf build grading/autograded grading/feedback

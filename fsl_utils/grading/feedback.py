@@ -1,0 +1,94 @@
+"""Feedback without hidden tests: an nbgrader preprocessor for ``generate_feedback``.
+
+Feedback is rendered from the autograded notebook, whose grade cells were restored from
+the gradebook and therefore contain the hidden test regions. :class:`SanitizeFeedback`
+keeps what a student should see — each test cell's result, points (added by nbgrader's
+``GetGrades``) and the message of its error — and removes:
+
+* the ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS`` regions of every cell;
+* tracebacks (they can quote hidden code): an error becomes ``Name: message``;
+* any output line that quotes a line of the assignment's ``hidden_tests.py`` or of a
+  hidden region (code that printed hidden test source).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from nbconvert.preprocessors import Preprocessor
+
+BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+MAX_MESSAGE = 1500
+REMOVED = "[output removed from feedback: it quoted hidden test code]"
+
+
+def strip_hidden(source: str) -> tuple[str, list[str]]:
+    """``source`` without hidden regions, and the removed lines."""
+    kept, hidden, inside = [], [], False
+    for line in source.split("\n"):
+        if BEGIN in line:
+            inside = True
+        elif END in line:
+            inside = False
+        elif inside:
+            hidden.append(line)
+        else:
+            kept.append(line)
+    return "\n".join(kept).rstrip() + ("\n# (hidden tests)" if hidden else ""), hidden
+
+
+def secret_lines(texts: list[str], min_length: int = 25) -> set[str]:
+    """Distinctive lines of hidden code: stripped, long enough not to occur by chance."""
+    return {s for t in texts for s in (line.strip() for line in t.split("\n")) if len(s) >= min_length and not s.startswith(("#", "import ", "from "))}
+
+
+class SanitizeFeedback(Preprocessor):
+    """Remove hidden test code and tracebacks from a notebook before it becomes feedback."""
+
+    def preprocess(self, nb: Any, resources: dict) -> tuple[Any, dict]:
+        hidden: list[str] = []
+        for cell in nb.cells:
+            cell.source, removed = strip_hidden(cell.source)
+            hidden += removed
+        secrets = secret_lines(hidden + self._hidden_files(resources))
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            outputs = []
+            for out in cell.get("outputs", []):
+                if out.output_type == "error":
+                    message = _ANSI.sub("", f"{out.ename}: {out.evalue}")[:MAX_MESSAGE]
+                    out.traceback = [line for line in message.split("\n") if not self._leaks(line, secrets)] or [out.ename]
+                    out.evalue = "\n".join(out.traceback)[len(out.ename) + 2 :]
+                elif out.output_type == "stream":
+                    out.text = "\n".join(REMOVED if self._leaks(line, secrets) else line for line in out.text.split("\n"))
+                elif "data" in out:
+                    for mime in [m for m in out.data if m.startswith("text/")]:
+                        text = out.data[mime] if isinstance(out.data[mime], str) else "".join(out.data[mime])
+                        if any(self._leaks(line, secrets) for line in text.split("\n")):
+                            out.data = {"text/plain": REMOVED}
+                            break
+                outputs.append(out)
+            cell.outputs = outputs
+        return nb, resources
+
+    @staticmethod
+    def _leaks(line: str, secrets: set[str]) -> bool:
+        return any(s in line for s in secrets)
+
+    @staticmethod
+    def _hidden_files(resources: dict) -> list[str]:
+        info = resources.get("nbgrader", {})
+        assignment = info.get("assignment")
+        if not assignment:
+            return []
+        try:
+            from .hidden import course_root
+
+            path = course_root() / "solutions" / assignment / "hidden_tests.py"
+        except FileNotFoundError:
+            return []
+        return [path.read_text(encoding="utf-8")] if path.is_file() else []

@@ -1,0 +1,148 @@
+"""Run one hidden test of an assignment from a notebook's hidden test cell.
+
+A hidden test cell of ``solutions/<assignment>/<name>.ipynb`` holds only::
+
+    ### BEGIN HIDDEN TESTS
+    from fsl_utils.grading import run_hidden_test
+    run_hidden_test("protonet", "prototypes", globals())
+    ### END HIDDEN TESTS
+
+The checks themselves live in ``solutions/<assignment>/hidden_tests.py`` (excluded from
+the release by ``nbgrader_config.py``), a module with a dict ``TESTS`` mapping test
+names to functions ``check(probe)`` that raise ``AssertionError`` with a message for the
+student. Failures surface as :class:`HiddenTestError` carrying only that message and the
+student's own frames, so feedback never shows the hidden code.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib.util
+import os
+import traceback
+import types
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .probe import LocalProbe
+
+_BUILTIN_FUNCTION = type(len)
+_CRITICAL_BUILTINS = ("abs", "all", "any", "float", "int", "isinstance", "len", "max", "min", "range", "round", "sum", "type", "zip")
+
+
+class HiddenTestError(AssertionError):
+    """A hidden test failed; the message says what is wrong (never how it was tested)."""
+
+
+def course_root(start: str | os.PathLike[str] | None = None) -> Path:
+    """The nbgrader course directory: ``$FSL_COURSE_ROOT``, else the nearest folder at or
+    above ``start`` (default: the current folder) holding ``nbgrader_config.py`` and
+    ``solutions/``.
+
+    Raises:
+        FileNotFoundError: none found (e.g. in a student's copy, which has no solutions).
+    """
+    env = os.environ.get("FSL_COURSE_ROOT")
+    if env:
+        return Path(env)
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "nbgrader_config.py").is_file() and (folder / "solutions").is_dir():
+            return folder
+    raise FileNotFoundError(
+        f"No course directory (with nbgrader_config.py and solutions/) at or above {here}; hidden tests run only "
+        "when grading (set FSL_COURSE_ROOT to the course checkout)."
+    )
+
+
+def load_hidden_tests(assignment: str, root: str | os.PathLike[str] | None = None) -> types.ModuleType:
+    """Import ``solutions/<assignment>/hidden_tests.py`` under a private module name."""
+    path = Path(root) if root is not None else course_root()
+    path = path / "solutions" / assignment / "hidden_tests.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"hidden tests of assignment {assignment!r} not found at {path}")
+    spec = importlib.util.spec_from_file_location(f"_fsl_hidden_{assignment}", path)
+    module = importlib.util.module_from_spec(spec)  # not registered in sys.modules
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def tampering() -> list[str]:
+    """Names of comparison and reporting functions that code in this process replaced.
+
+    Checked: core builtins, ``torch.allclose``/``isclose``/``equal``/``testing.assert_close``,
+    ``numpy.allclose``/``isclose``/``array_equal`` and ``numpy.testing`` asserts, and
+    IPython's ``showtraceback``.
+    """
+    import numpy as np
+    import torch
+
+    found = [f"builtins.{n}" for n in _CRITICAL_BUILTINS if not isinstance(getattr(builtins, n, None), (_BUILTIN_FUNCTION, type))]
+    torch_dir, numpy_dir = os.path.dirname(torch.__file__), os.path.dirname(np.__file__)
+
+    def genuine(obj: Any, package_dir: str) -> bool:
+        if isinstance(obj, _BUILTIN_FUNCTION):
+            return True
+        code = getattr(getattr(obj, "__wrapped__", obj), "__code__", None) or getattr(obj, "__code__", None)
+        return code is not None and code.co_filename.startswith(package_dir)
+
+    checks = {
+        "torch.allclose": (torch.allclose, torch_dir),
+        "torch.isclose": (torch.isclose, torch_dir),
+        "torch.equal": (torch.equal, torch_dir),
+        "torch.testing.assert_close": (torch.testing.assert_close, torch_dir),
+        "numpy.allclose": (np.allclose, numpy_dir),
+        "numpy.isclose": (np.isclose, numpy_dir),
+        "numpy.array_equal": (np.array_equal, numpy_dir),
+        "numpy.testing.assert_allclose": (np.testing.assert_allclose, numpy_dir),
+        "numpy.testing.assert_array_equal": (np.testing.assert_array_equal, numpy_dir),
+        "numpy.testing.assert_array_almost_equal": (np.testing.assert_array_almost_equal, numpy_dir),
+    }
+    found += [name for name, (obj, where) in checks.items() if not genuine(obj, where)]
+    shell = getattr(builtins, "get_ipython", lambda: None)()
+    if shell is not None:
+        for attr in ("showtraceback", "_showtraceback", "run_cell", "run_code"):
+            value = vars(shell).get(attr)  # an instance attribute shadows the class's method
+            if value is not None and getattr(value, "__func__", None) is not getattr(type(shell), attr, None):
+                found.append(f"IPython shell.{attr}")
+    return found
+
+
+def _student_frames(err: BaseException, hidden_file: str) -> str:
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename != hidden_file and "fsl_utils/grading" not in f.filename]
+    return "".join(traceback.format_list(frames[-3:]))
+
+
+def run_hidden_test(assignment: str, name: str, namespace: Mapping[str, Any], root: str | os.PathLike[str] | None = None) -> None:
+    """Run hidden test ``name`` of ``assignment`` against the notebook's ``namespace``.
+
+    Raises:
+        HiddenTestError: the test failed, the environment was tampered with, or the
+            student's code raised (the message names the exception and the student's
+            own lines).
+    """
+    altered = tampering()
+    if altered:
+        raise HiddenTestError(
+            "The test environment was modified (" + ", ".join(altered) + "). Remove the code that replaces these "
+            "functions; tests cannot pass while it runs."
+        )
+    module = load_hidden_tests(assignment, root)
+    check = module.TESTS[name]
+    probe = LocalProbe(namespace)
+    try:
+        with warnings.catch_warnings():  # nbgrader fails a test cell that writes to stderr
+            warnings.simplefilter("ignore")
+            check(probe)
+    except AssertionError as err:
+        raise HiddenTestError(str(err)) from None
+    except Exception as err:  # the student's code raised: report it, without hidden frames
+        where = _student_frames(err, str(module.__file__))
+        raise HiddenTestError(f"your code raised {type(err).__name__}: {err}" + (f"\n{where}" if where else "")) from None
+    if probe.borrowed():
+        raise HiddenTestError(
+            "this task must be solved with your own code, but it ran the course's reference implementation ("
+            + ", ".join(probe.borrowed()) + "); write it yourself with torch operations."
+        )

@@ -1,0 +1,200 @@
+"""The hidden checks of the ProtoNet homework, run directly (no nbgrader): the reference
+passes, each typical mistake fails with its own message, borrowing and tampering are caught.
+The full nbgrader flow is in test_grading_pipeline.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fsl_utils.grading import HiddenTestError, LocalProbe, load_hidden_tests, run_hidden_test
+from fsl_utils.grading.notebook import load_reference
+
+_spec = importlib.util.spec_from_file_location("grading_cases", Path(__file__).parent / "grading" / "cases.py")
+cases = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cases)
+
+HIDDEN = load_hidden_tests("protonet", cases.ROOT)
+CODE_TESTS = ("prototypes", "distances", "logits", "encoder", "loss")
+
+
+def run_cell(source: str, ns: dict) -> None:
+    """Execute ``source`` like a notebook cell (its source stays readable by ``inspect``)."""
+    import linecache
+
+    name = f"<cell-{abs(hash(source))}>"
+    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+    exec(compile(source, name, "exec"), ns)
+
+
+def namespace(mutant: str | None = None) -> dict:
+    """The notebook's globals after running the setup cell and the (mutated) answers."""
+    ns: dict = {"__name__": "__main__"}
+    nb_setup = load_reference(cases.SOURCE)  # imports the setup cell defines
+    ns.update(vars(nb_setup))
+    for source in cases.answers(mutant).values():
+        run_cell(source, ns)
+    return ns
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict:
+    return namespace()
+
+
+@pytest.mark.parametrize("test", CODE_TESTS)
+def test_reference_passes(reference, test):
+    HIDDEN.TESTS[test](LocalProbe(reference))
+
+
+def test_any_correct_implementation_passes():
+    """Loops instead of matrix products, float64 on the way, log_softmax + nll: full marks."""
+    ns = namespace()
+    exec(
+        "def compute_prototypes(embeddings, labels, n_way):\n"
+        "    return torch.stack([embeddings[labels == c].double().mean(0) for c in range(n_way)]).to(embeddings.dtype)\n"
+        "def squared_euclidean_distances(x, y):\n"
+        "    return (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2 * x @ y.T\n"
+        "def episode_loss_and_accuracy(model, episode):\n"
+        "    zs, zq = model(episode.support_x), model(episode.query_x)\n"
+        "    logits = prototype_logits(zq, compute_prototypes(zs, episode.support_y, len(episode.class_ids)))\n"
+        "    loss = F.nll_loss(F.log_softmax(logits, dim=-1), episode.query_y)\n"
+        "    return loss, (logits.argmax(-1) == episode.query_y).double().mean()\n",
+        ns,
+    )
+    for test in CODE_TESTS:
+        HIDDEN.TESTS[test](LocalProbe(ns))
+
+
+MESSAGES = {
+    "sum_not_mean": ("prototypes", "sum of each class"),
+    "labels_assumed_sorted": ("prototypes", "sorted by label"),
+    "euclidean_not_squared": ("distances", "do not take the square root"),
+    "distances_wrong_sign": ("logits", "wrong sign"),
+    "softmax_wrong_dim": ("loss", "softmax over classes"),
+    "prototypes_from_query": ("loss", "support set"),
+    "three_conv_blocks": ("encoder", "4 convolution layers"),
+}
+
+
+@pytest.mark.parametrize("mutant", sorted(MESSAGES))
+def test_each_mistake_fails_its_own_test_only(mutant):
+    ns = namespace(mutant)
+    failing, message = MESSAGES[mutant]
+    with pytest.raises(AssertionError, match=message):
+        HIDDEN.TESTS[failing](LocalProbe(ns))
+    for other in set(CODE_TESTS) - {failing}:
+        HIDDEN.TESTS[other](LocalProbe(ns))  # helpers are swapped for references: no cascade
+
+
+def test_loop_distances_lose_the_no_loop_point(reference):
+    ns = dict(reference)
+    run_cell(
+        "def squared_euclidean_distances(x, y):\n"
+        "    return torch.stack([((x[i] - y) ** 2).sum(1) for i in range(len(x))])\n",
+        ns,
+    )
+    with pytest.raises(AssertionError, match="Python loops"):
+        HIDDEN.TESTS["distances"](LocalProbe(ns))
+
+
+def test_not_differentiable_prototypes_fail(reference):
+    ns = dict(reference)
+    exec(
+        "def compute_prototypes(embeddings, labels, n_way):\n"
+        "    e = embeddings.detach()\n"
+        "    return torch.stack([e[labels == c].mean(0) for c in range(n_way)])\n",
+        ns,
+    )
+    with pytest.raises(AssertionError, match="differentiable"):
+        HIDDEN.TESTS["prototypes"](LocalProbe(ns))
+
+
+def test_borrowed_code_is_detected(reference, tmp_path, monkeypatch):
+    """Calling easyfsl or fsl_utils.methods from an answer gives no points for that task."""
+    monkeypatch.setenv("FSL_COURSE_ROOT", str(cases.ROOT))
+    for body in (
+        "from easyfsl.methods.utils import compute_prototypes as cp\n    return cp(embeddings, labels)",
+        "from fsl_utils.methods.base import check_support\n    check_support(embeddings, labels)\n"
+        "    return torch.stack([embeddings[labels == c].mean(0) for c in range(n_way)])",
+    ):
+        ns = dict(reference)
+        exec(f"def compute_prototypes(embeddings, labels, n_way):\n    {body}\n", ns)
+        with pytest.raises(HiddenTestError, match="your own code"):
+            run_hidden_test("protonet", "prototypes", ns)
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        "torch.allclose = lambda *a, **k: True",
+        "np.testing.assert_allclose = lambda *a, **k: None",
+        "torch.testing.assert_close = lambda *a, **k: None",
+        "import builtins; builtins.abs = lambda x: 0",
+    ],
+)
+def test_tampering_is_detected(reference, monkeypatch, patch):
+    monkeypatch.setenv("FSL_COURSE_ROOT", str(cases.ROOT))
+    import builtins
+
+    saved = (torch.allclose, np.testing.assert_allclose, torch.testing.assert_close, builtins.abs)
+    try:
+        exec(patch, {"torch": torch, "np": np})
+        with pytest.raises(HiddenTestError, match="test environment was modified"):
+            run_hidden_test("protonet", "environment", reference)
+    finally:
+        torch.allclose, np.testing.assert_allclose, torch.testing.assert_close, builtins.abs = saved
+    run_hidden_test("protonet", "environment", reference)
+
+
+def test_student_errors_are_reported_without_hidden_frames(reference, monkeypatch):
+    monkeypatch.setenv("FSL_COURSE_ROOT", str(cases.ROOT))
+    ns = dict(reference)
+    exec("def compute_prototypes(embeddings, labels, n_way):\n    raise NotImplementedError()\n", ns)
+    with pytest.raises(HiddenTestError) as info:
+        run_hidden_test("protonet", "prototypes", ns)
+    assert "NotImplementedError" in str(info.value)
+    assert "hidden_tests.py" not in str(info.value) and "oracle" not in str(info.value)
+
+
+# -- the submitted weights ---------------------------------------------------------------------
+def test_reference_weights_pass_and_fast(reference, tmp_path, monkeypatch):
+    import shutil
+    import time
+
+    shutil.copy(cases.WEIGHTS, tmp_path / "protonet.pt")
+    monkeypatch.chdir(tmp_path)
+    start = time.process_time()
+    acc5 = HIDDEN.weights_accuracy(LocalProbe(reference), k_shot=5)
+    acc1 = HIDDEN.weights_accuracy(LocalProbe(reference), k_shot=1)
+    assert acc5 >= HIDDEN.FLOOR_5W5S and acc1 >= HIDDEN.FLOOR_5W1S, (acc5, acc1)
+    # < 30 s of wall time on a quiet 2-core CPU for both checks (CPU seconds / 2)
+    assert (time.process_time() - start) / 2 < 30
+
+
+def test_bad_weight_files(reference, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    probe = LocalProbe(reference)
+    with pytest.raises(AssertionError, match="not found"):
+        HIDDEN.weights_accuracy(probe, k_shot=5)
+    torch.save(reference["ProtoNetEncoder"]().state_dict(), "protonet.pt")  # untrained
+    with pytest.raises(AssertionError, match="at least"):
+        HIDDEN.check_weights_5w5s(probe)
+    (tmp_path / "protonet.pt").write_bytes(os.urandom(3 * 2**20))
+    with pytest.raises(AssertionError, match="MB"):
+        HIDDEN.weights_accuracy(probe, k_shot=5)
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch pwned",))
+
+    torch.save({"x": Evil()}, "protonet.pt")
+    with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
+        HIDDEN.weights_accuracy(probe, k_shot=5)
+    assert not (tmp_path / "pwned").exists()
