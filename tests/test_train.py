@@ -15,6 +15,7 @@ from fsl_utils.train import (
     fit,
     fit_linear_head,
     predict,
+    random_affine,
     random_crop_flip,
 )
 
@@ -121,3 +122,26 @@ def test_fit_rejects_bad_inputs():
         fit_linear_head(x, y, n_classes=2)
     with pytest.raises(ValueError, match="float tensor"):
         fit_linear_head(x.long(), y)
+
+
+def test_random_affine_identity_and_quarter_turn_oracles():
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(4, 1, 12, 12, generator=g)
+    same = random_affine(x, degrees=0, translate=0, scale=(1, 1), shear=0)
+    assert torch.allclose(same, x, atol=1e-5)
+    quarter = random_affine(x, degrees=(90, 90), translate=0, scale=(1, 1), shear=0)
+    assert torch.allclose(quarter, torch.rot90(x, 1, dims=(-2, -1)), atol=1e-5)  # counter-clockwise
+
+
+def test_random_affine_zoom_fill_and_determinism():
+    x = torch.ones(2, 1, 16, 16)
+    small = random_affine(x, degrees=0, translate=0, scale=(0.5, 0.5), shear=0)
+    assert small.sum(dim=(1, 2, 3)).tolist() == pytest.approx([64.0, 64.0], abs=8)  # a quarter of the area
+    white = random_affine(torch.ones(2, 1, 16, 16), degrees=0, translate=0, scale=(0.5, 0.5), shear=0, fill=1.0)
+    assert torch.allclose(white, torch.ones_like(white))
+    y = torch.rand(5, 3, 10, 10, generator=torch.Generator().manual_seed(0))
+    a = random_affine(y, torch.Generator().manual_seed(7))
+    assert torch.equal(a, random_affine(y, torch.Generator().manual_seed(7)))
+    assert not torch.allclose(a, y)
+    with pytest.raises(ValueError, match="batch"):
+        random_affine(y[0])
