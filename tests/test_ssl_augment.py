@@ -56,8 +56,10 @@ def test_augment_and_to_float_reject_bad_input(images):
         weak_augment()(images.float())
     with pytest.raises(ValueError, match="batch"):
         weak_augment()(images[0])
-    with pytest.raises(ValueError, match="shape"):
-        BatchAugment(v2.Resize(16))(images)
+    with pytest.raises(ValueError, match="channels"):
+        BatchAugment(v2.Grayscale(1))(images)
+    assert BatchAugment(v2.Resize(16))(images).shape == (16, 3, 16, 16)
+    assert simclr_augment(size=16)(images).shape == (16, 3, 16, 16)
     with pytest.raises(ValueError, match="crop=True"):
         simclr_augment(crop=False, color=False)
     x = to_float(images)

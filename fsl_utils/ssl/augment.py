@@ -37,13 +37,15 @@ class BatchAugment:
     """Apply a per-image torchvision transform to every image of a batch independently.
 
     Args:
-        transform: a callable on one uint8 image (C, H, W) returning a uint8 image of the
-            same shape (e.g. a ``torchvision.transforms.v2.Compose``).
+        transform: a callable on one uint8 image (C, H, W) returning a uint8 image with the
+            same channels (e.g. a ``torchvision.transforms.v2.Compose``); all outputs must share
+            one size (H', W').
         name: a short description (shown by ``repr``).
 
     Call:
         ``augment(images)`` with images uint8 of shape (B, C, H, W) (any device; the work
-        is done on the CPU) -> uint8 tensor of shape (B, C, H, W) on the input's device.
+        is done on the CPU) -> uint8 tensor of shape (B, C, H', W') on the input's device
+        (H' = H and W' = W unless the transform resizes).
     """
 
     def __init__(self, transform: Callable[[torch.Tensor], torch.Tensor], name: str = "") -> None:
@@ -57,8 +59,8 @@ class BatchAugment:
         cpu = images.cpu()
         with _single_thread():
             out = torch.stack([self.transform(image) for image in cpu])
-        if out.shape != images.shape:
-            raise ValueError(f"the transform changed the image shape {tuple(images.shape[1:])} -> {tuple(out.shape[1:])}")
+        if out.shape[:2] != images.shape[:2]:
+            raise ValueError(f"the transform changed the number of channels: {tuple(images.shape[1:])} -> {tuple(out.shape[1:])}")
         return out.to(images.device)
 
     def __repr__(self) -> str:
