@@ -240,3 +240,13 @@ def test_one_omniglot_meta_step_runs_on_real_episodes(omniglot_background):
     loss, acc = meta_train_step(maml, sampler, opt)
     assert loss > 0 and 0 <= acc <= 1
     assert any(not torch.equal(a, b) for a, b in zip(before, maml.parameters()))
+
+
+def test_maml_bench_runs(run_bench):
+    r = run_bench("maml.py", "--steps", "2", "--meta-batch", "1", "--eval-episodes", "2", "--curve-episodes", "1",
+                  "--cost-repeats", "1", "--cost-shots", "5", "--cost-inner-steps", "2")
+    second, first = r["cost_per_task"]["5w5s 2 inner steps second order"], r["cost_per_task"]["5w5s 2 inner steps first order"]
+    assert second["saved_for_backward_mb"] > first["saved_for_backward_mb"] > 0  # second order keeps the inner graph
+    assert set(r["accuracy"]) == {"MAML 5w1s", "MAML 5w5s", "FOMAML 5w1s", "FOMAML 5w5s"}
+    assert all(0 <= v["mean"] <= 100 for v in r["accuracy"].values())
+    assert set(r["accuracy_vs_test_inner_steps"]["5w1s"]) == {"0", "1", "2", "3", "5", "10"}

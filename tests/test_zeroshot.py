@@ -144,3 +144,11 @@ def test_heads_learn_to_align_and_generalise_to_unseen_classes():
     clf.process_support_set(torch.zeros(4, 40), torch.arange(4))
     acc = (clf(images[unseen]).argmax(1) == labels[unseen] - 6).float().mean().item()
     assert acc > 0.75, acc  # chance: 0.25
+
+
+def test_clip_bench_runs(run_bench):
+    r = run_bench("clip.py", "--train-per-class", "4", "--pool-per-class", "2", "--test-per-class", "3",
+                  "--image-size", "32", "--epochs", "1", "--seeds", "1", "--draws", "1")
+    assert set(r["zero_shot"]) == {"held-out 5-way", "seen 5-way", "all 10-way"}
+    assert all(0 <= v["mean"] <= 100 for v in r["zero_shot"].values())
+    assert set(r["linear_probe_held_out"]) == {"1", "2"} and len(r["prompts_held_out"]) == 4
