@@ -16,3 +16,8 @@ __all__ += [
     "SiameseNetwork",
     "contrastive_loss",
 ]
+
+from .maml import MAML, MAMLClassifier, maml_conv4, meta_train_step  # noqa: E402
+from .zeroshot import CLIPHeads, ZeroShotClassifier, clip_loss  # noqa: E402
+
+__all__ += ["CLIPHeads", "MAML", "MAMLClassifier", "ZeroShotClassifier", "clip_loss", "maml_conv4", "meta_train_step"]
