@@ -40,9 +40,9 @@ def run_bench(tmp_path):
     """
     bench = Path(__file__).resolve().parents[1] / "bench"
 
-    def run(script: str, *args: str, timeout: int = 600) -> dict:
+    def run(script: str, *args: str, timeout: int = 600, results: str | None = None) -> dict:
         env = {**os.environ, "FSL_BENCH_RESULTS": str(tmp_path)}
         subprocess.run([sys.executable, str(bench / script), *args], check=True, env=env, cwd=tmp_path, timeout=timeout)
-        return json.loads((tmp_path / script.replace(".py", ".json")).read_text())
+        return json.loads((tmp_path / (results or script.replace(".py", ".json"))).read_text())
 
     return run

@@ -14,7 +14,7 @@ the offline CIFAR-10 test set has only 1,000 images. CPU seconds are ``time.proc
 (all threads); on a busy machine they are inflated, and one thread (``--threads 1``) wastes the
 least. The loops are the lecture notebooks' (lectures 3 and 4), condensed.
 
-Usage: ``python bench/ssl.py [--semi-steps 1200 --self-steps 300 --threads 1]``; tiny values
+Usage: ``python bench/ssl_methods.py [--semi-steps 1200 --self-steps 300 --threads 1]``; tiny values
 (e.g. ``--semi-steps 3 --self-steps 2 --n-eval 100``) for a smoke test.
 """
 
@@ -23,16 +23,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This script shares its name with the standard library's ``ssl``, and Python puts the script's
-# folder first on sys.path, so ``import asyncio`` (via tqdm) would import this file as ``ssl``.
-# Load the real module first, then make the folder importable again for ``_common``.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-import ssl  # noqa: E402,F401  (the standard library's)
-
-sys.path.append(str(_HERE))
-
-import argparse  # noqa: E402
+import argparse
 import json
 import math
 import time
