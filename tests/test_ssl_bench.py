@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def test_ssl_bench_runs(run_bench):
-    result = run_bench("ssl_methods.py", "--semi-steps", "3", "--self-steps", "2", "--batch", "16", "--n-eval", "50", "--mu", "1",
+    result = run_bench("ssl_methods.py", "--semi-steps", "3", "--simclr-steps", "2", "--byol-steps", "2", "--batch", "16", "--n-eval", "50", "--mu", "1",
                        "--probe-labels", "20,40", "--threads", "1", results="ssl.json")
     semi = result["semi_250_labels"]
     assert {"supervised", "mean_teacher", "fixmatch"} <= set(semi) and semi["best_consistency_method"] in ("mean_teacher", "fixmatch")
