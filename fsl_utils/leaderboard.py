@@ -1,0 +1,302 @@
+"""Every few-shot method of the course on identical seeded episodes (lecture 9).
+
+A :class:`Contender` is a name plus a ``build()`` function that trains (or just assembles)
+a :class:`~fsl_utils.methods.base.FewShotClassifier`. :func:`run_leaderboard` builds each
+contender once under :class:`measure` (wall time, CPU time, peak memory), then evaluates it
+on the *same* episodes for every number of shots::
+
+    rows = run_leaderboard(
+        [Contender("ProtoNet", build_protonet), Contender("probe on ImageNet", build_probe, inputs="lite0")],
+        data={"images": test_images, "lite0": test_features},   # (n_classes, n_per_class, ...) each
+        dataset="Omniglot", shots=(1, 5, 10), n_way=5, n_query=5, n_episodes=200, seed=0)
+    print(table_markdown(rows))
+
+Episodes are identical across contenders because an :class:`~fsl_utils.data.EpisodeSampler`'s
+draws depend only on its generator and on the data's first two dimensions: images of shape
+(n_classes, n_per_class, C, H, W) and their features (n_classes, n_per_class, d) give the
+same classes and the same examples for the same seed. Methods that only need embeddings
+(probes, nearest centroid on frozen features) therefore read cached features, and
+methods that adapt on pixels (MAML) read the images.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .data.containers import ClassImages
+from .data.episodes import Episode, EpisodeSampler
+from .evaluate import evaluate
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def resident_bytes() -> int | None:
+    """Current resident memory of this process (Linux ``/proc/self/statm``), else None."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _release_free_memory() -> None:
+    """Ask glibc to return freed heap to the OS, so a later peak is measured from a low baseline."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What building (training) a method cost.
+
+    Attributes:
+        wall_seconds: elapsed time.
+        cpu_seconds: process CPU time over all threads (``time.process_time``); on a
+            shared machine this is the fairer measure, wall time on a quiet one is about
+            ``cpu_seconds / threads``.
+        peak_mb: peak memory above the level at the start, in MiB: on CUDA the peak of
+            ``torch.cuda.max_memory_allocated``; on the CPU the peak resident-memory growth
+            of the process, sampled every few milliseconds (NaN where ``/proc`` is missing).
+    """
+
+    wall_seconds: float
+    cpu_seconds: float
+    peak_mb: float
+
+
+class measure:
+    """Context manager measuring a block's :class:`Cost` (available as ``.cost`` afterwards).
+
+    Args:
+        device: the device the block computes on (CUDA: allocator peak; otherwise RSS).
+        interval: seconds between resident-memory samples (CPU only).
+
+    Example:
+        >>> with measure() as m:
+        ...     model = train_something()
+        >>> m.cost.cpu_seconds, m.cost.peak_mb
+    """
+
+    def __init__(self, device: torch.device | str | None = None, interval: float = 0.005) -> None:
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.interval = interval
+        self.cost: Cost | None = None
+        self._stop = threading.Event()
+        self._peak = 0
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            now = resident_bytes()
+            if now is not None and now > self._peak:
+                self._peak = now
+
+    def __enter__(self) -> "measure":
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+        else:
+            _release_free_memory()
+            self._base = resident_bytes() or 0
+            self._peak = self._base
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            peak = (torch.cuda.max_memory_allocated(self.device) - self._base) / 2**20
+        else:
+            now = resident_bytes()
+            self._stop.set()
+            self._thread.join()
+            peak = float("nan") if now is None else (max(self._peak, now) - self._base) / 2**20
+        self.cost = Cost(time.perf_counter() - self._wall, time.process_time() - self._cpu, max(peak, 0.0))
+
+
+@dataclass
+class Contender:
+    """One method of the leaderboard.
+
+    Attributes:
+        name: label in tables and plots, e.g. ``"ProtoNet (Conv-4)"``.
+        build: trains or assembles the method and returns a ``FewShotClassifier``; timed.
+        inputs: key of the evaluation data this method reads (``"images"``, or the name
+            of a feature tensor such as ``"imagenet"``).
+        family: a group label for the table, e.g. ``"episodic"`` or ``"frozen features"``.
+    """
+
+    name: str
+    build: Callable[[], nn.Module]
+    inputs: str = "images"
+    family: str = ""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One method at one number of shots (accuracies in percent)."""
+
+    method: str
+    dataset: str
+    family: str
+    k_shot: int
+    mean: float
+    ci95: float
+    n_episodes: int
+    train_seconds: float
+    train_cpu_seconds: float
+    peak_mb: float
+    eval_ms_per_episode: float
+
+
+def episodes(
+    data: ClassImages | torch.Tensor, n_way: int, k_shot: int, n_query: int, n_episodes: int, seed: int,
+    device: torch.device | str | None = None,
+) -> EpisodeSampler:
+    """The leaderboard's episodes for one number of shots: a fresh sampler seeded with ``seed``.
+
+    Any two tensors whose first two dimensions agree (images and their features) give
+    the same classes and examples for the same arguments.
+    """
+    return EpisodeSampler(data, n_way, k_shot, n_query, n_episodes=n_episodes,
+                          generator=torch.Generator().manual_seed(seed), device=device)
+
+
+def _shape(x: ClassImages | torch.Tensor) -> tuple[int, int]:
+    t = x.images if isinstance(x, ClassImages) else x
+    return int(t.shape[0]), int(t.shape[1])
+
+
+def run_leaderboard(
+    contenders: Sequence[Contender],
+    data: Mapping[str, ClassImages | torch.Tensor],
+    dataset: str,
+    shots: Sequence[int] = (1, 5, 10, 20),
+    n_way: int = 5,
+    n_query: int = 15,
+    n_episodes: int = 100,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> list[Row]:
+    """Build every contender once, then evaluate it on identical seeded episodes per shot count.
+
+    Args:
+        contenders: the methods.
+        data: evaluation classes under each input key: :class:`ClassImages` or tensors of
+            shape (n_classes, n_per_class, ...), all with the same first two dimensions
+            (the same classes and examples in the same order).
+        dataset: label of the rows, e.g. ``"Omniglot"``.
+        shots: values of k; ``k + n_query`` must not exceed the examples per class.
+        n_way: classes per episode.
+        n_query: queries per class.
+        n_episodes: episodes per (method, k).
+        seed: episodes for k shots use seed ``seed + k`` for every method.
+            A method with a ``select_classes(class_ids)`` method (e.g.
+            :class:`~fsl_utils.methods.zeroshot.ZeroShotClassifier`) is told each episode's
+            ``class_ids`` (indices into the data's classes) before its support set.
+        device: where episodes and methods run.
+        progress: a progress bar per evaluation.
+
+    Returns:
+        One :class:`Row` per (contender, k), contenders in the given order.
+
+    Raises:
+        ValueError: a contender reads a missing input key, or the inputs disagree in shape.
+    """
+    shapes = {key: _shape(value) for key, value in data.items()}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"every input must hold the same classes and examples (first two dimensions); got {shapes}")
+    missing = sorted({c.inputs for c in contenders} - set(data))
+    if missing:
+        raise ValueError(f"contenders read inputs {missing} that are not in data (available: {sorted(data)})")
+    rows = []
+    for contender in contenders:
+        with measure(device) as meter:
+            method = contender.build()
+        assert meter.cost is not None
+        if device is not None:
+            method = method.to(device)
+        for k in shots:
+            sampler = episodes(data[contender.inputs], n_way, k, n_query, n_episodes, seed + k, device)
+            result = evaluate(method, _announce_classes(method, sampler), n_episodes=n_episodes,
+                              progress=progress, desc=f"{contender.name} {k}-shot")
+            rows.append(Row(contender.name, dataset, contender.family, k, result.mean, result.ci95, result.n_episodes,
+                            meter.cost.wall_seconds, meter.cost.cpu_seconds, meter.cost.peak_mb,
+                            1000 * result.seconds / result.n_episodes))
+    return rows
+
+
+def _announce_classes(method: nn.Module, sampler: EpisodeSampler) -> Iterator[Episode]:
+    """Yield the sampler's episodes, first telling a method with a ``select_classes`` hook
+    (zero-shot classifiers, which need the class names) which classes each episode holds."""
+    select = getattr(method, "select_classes", None)
+    for episode in sampler:
+        if select is not None:
+            select(episode.class_ids)
+        yield episode
+
+
+def table_markdown(rows: Sequence[Row]) -> str:
+    """A Markdown table: one line per (dataset, method), accuracy ± CI per k, then the costs."""
+    shots = sorted({r.k_shot for r in rows})
+    groups: dict[tuple[str, str], dict[int, Row]] = {}
+    for r in rows:
+        groups.setdefault((r.dataset, r.method), {})[r.k_shot] = r
+    head = ["dataset", "method"] + [f"{k}-shot (%)" for k in shots] + ["train wall (s)", "train CPU (s)", "peak memory (MB)", "eval ms/episode"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (dataset, method), by_k in groups.items():
+        any_row = next(iter(by_k.values()))
+        cells = [dataset, method] + [f"{by_k[k].mean:.1f} ± {by_k[k].ci95:.1f}" if k in by_k else "" for k in shots]
+        cells += [f"{any_row.train_seconds:.1f}", f"{any_row.train_cpu_seconds:.1f}", f"{any_row.peak_mb:.0f}",
+                  f"{sum(r.eval_ms_per_episode for r in by_k.values()) / len(by_k):.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_accuracy_vs_shots(rows: Sequence[Row], ax: Any = None, title: str | None = None, chance: float | None = None) -> Any:
+    """Accuracy (with 95% CI error bars) against the number of shots, one line per method.
+
+    Args:
+        rows: rows of one dataset.
+        ax: matplotlib Axes to draw on (default: a new figure).
+        title: axes title.
+        chance: draw a dotted line at this accuracy (e.g. ``100 / n_way``).
+
+    Returns:
+        The Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    methods = list(dict.fromkeys(r.method for r in rows))
+    for i, method in enumerate(methods):
+        mine = sorted((r for r in rows if r.method == method), key=lambda r: r.k_shot)
+        ax.errorbar([r.k_shot for r in mine], [r.mean for r in mine], yerr=[r.ci95 for r in mine],
+                    marker="os^vD<>ph*"[i % 10], capsize=3, label=method)
+    if chance is not None:
+        ax.axhline(chance, color="gray", ls=":", lw=1, label="chance")
+    ax.set_xscale("log")
+    ks = sorted({r.k_shot for r in rows})
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.minorticks_off()
+    ax.set_xlabel("labelled examples per class (k)")
+    ax.set_ylabel("query accuracy (%)")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=7)
+    return ax
