@@ -139,3 +139,23 @@ def test_table_and_plot():
     ax = plot_accuracy_vs_shots(rows, title="toy", chance=25)
     assert len(ax.get_legend().get_texts()) == 3 and ax.get_title() == "toy"
     plt.close(ax.figure)
+
+
+def test_precomputed_embeddings_give_the_same_accuracies_as_images():
+    from fsl_utils.backbones import Conv4
+    from fsl_utils.methods import PrototypicalNetworks
+
+    data = _toy(n_classes=6, per_class=8, size=8)
+    torch.manual_seed(0)
+    backbone = Conv4(1, hidden=8, n_blocks=2)
+    backbone(torch.rand(16, 1, 8, 8))  # non-trivial BatchNorm running statistics
+    kwargs = dict(shots=(1, 3), n_way=3, n_query=2, n_episodes=6, seed=1, progress=False)
+    on_images = run_leaderboard([Contender("p", lambda: PrototypicalNetworks(backbone))], {"images": data}, "toy", **kwargs)
+    built = []
+    precomputed = run_leaderboard([Contender("p", lambda: built.append(PrototypicalNetworks(backbone)) or built[-1], encoder="backbone")],
+                                  {"images": data}, "toy", **kwargs)
+    assert isinstance(built[0].backbone, nn.Identity)
+    for a, b in zip(on_images, precomputed):
+        assert torch.allclose(torch.tensor(a.mean), torch.tensor(b.mean)) and a.k_shot == b.k_shot
+    with pytest.raises(ValueError, match="no module at 'network.encoder'"):
+        run_leaderboard([Contender("p", lambda: PrototypicalNetworks(backbone), encoder="network.encoder")], {"images": data}, "toy", **kwargs)
