@@ -23,7 +23,6 @@ from PIL import Image
 from .retrieval import RelevanceFeedback, precision_at_k
 
 
-
 def to_png(image: torch.Tensor, size: int = 64) -> bytes:
     """One image as PNG bytes, resized to ``size`` pixels (nearest neighbour).
 
@@ -144,10 +143,25 @@ class RelevanceFeedbackWidget:
         self.update_status()
 
     def retrain(self) -> None:
-        """Fit the probe on all marks, re-rank the pool and refill the grid."""
-        self.feedback.retrain()
-        self.rounds += 1
-        self.refresh()
+        """Fit the probe on all marks, re-rank the pool and refill the grid.
+
+        The grid is refilled tile by tile (one widget message each), so the button stays
+        disabled and the status line says "re-ranking" until every tile shows the new
+        ranking; the status line's "round N" and the re-enabled button are the completion
+        signal (a person, or a browser test, reading the grid earlier sees a mix of the
+        old and the new ranking).
+        """
+        self.retrain_button.disabled = True
+        self.status.value = "re-ranking&hellip;"
+        try:
+            self.feedback.retrain()
+            self.rounds += 1
+            self.refresh()
+        except Exception:
+            self.update_status()  # not "re-ranking" forever
+            raise
+        finally:
+            self.retrain_button.disabled = False
 
     def refresh(self) -> None:
         """Fill the grid from the current ranking."""

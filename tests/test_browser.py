@@ -102,10 +102,14 @@ def test_relevance_widget_in_jupyterlab_and_chromium(tmp_path):
             page.locator("button.fsl-retrain").click()
             oracle.retrain()
             expected_after = oracle.ranking(exclude_labeled=True)[:N_SHOW].tolist()
-            after = _wait_for(lambda: (c := _captions(page)) != first and c, 30, "the grid to re-rank")
+            # The kernel refills the grid tile by tile; reading it before the widget's
+            # completion signal ("round 1" in the status line, set after the last tile,
+            # then the button enabled again) can catch a half-old, half-new grid.
+            _wait_for(lambda: "round 1" in page.locator(".fsl-status").inner_text(), 30, "the re-rank to finish (status 'round 1')")
+            _wait_for(lambda: page.locator("button.fsl-retrain").is_enabled(), 10, "the retrain button to be enabled again")
+            after = _captions(page)
             assert after == expected_after, "the grid must show the probe's ranking of the unmarked items"
             assert set(after).isdisjoint(first[:6])
-            _wait_for(lambda: "round 1" in page.locator(".fsl-status").inner_text(), 10, "the status line to update")
             page.screenshot(path=str(SHOTS / "relevance_feedback.png"), full_page=True)
         except Exception:
             page.screenshot(path=str(SHOTS / "relevance_feedback_failure.png"), full_page=True)

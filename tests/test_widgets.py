@@ -97,3 +97,32 @@ def test_widget_rejects_mismatched_inputs():
         RelevanceFeedbackWidget(images[:-1], emb, query=0)
     with pytest.raises(ValueError, match="bool mask"):
         RelevanceFeedbackWidget(images, emb, query=0, relevant=relevant.long())
+
+
+def test_retrain_signals_completion_after_the_last_tile():
+    """The browser test (and a person) may trust the grid once the status says "round N"
+    and the button is enabled again: both must come after every tile's update."""
+    images, emb, relevant = _pool()
+    ui = RelevanceFeedbackWidget(images, emb, query=int(relevant.nonzero()[0]), relevant=relevant, n_show=12, columns=6)
+    for tile in ui.tiles[:6]:
+        (tile.up if relevant[tile.index] else tile.down).click()
+    events: list[tuple[str, object]] = []
+    ui.retrain_button.observe(lambda ch: events.append(("disabled", ch["new"])), names="disabled")
+    ui.status.observe(lambda ch: events.append(("status", ch["new"])), names="value")
+    for i, tile in enumerate(ui.tiles):
+        tile.caption.observe(lambda ch, i=i: events.append(("tile", i)), names="value")
+    ui.retrain_button.click()
+    assert events[0] == ("disabled", True) and "re-ranking" in events[1][1]
+    last_tile = max(n for n, (kind, _) in enumerate(events) if kind == "tile")
+    round_1 = next(n for n, (kind, v) in enumerate(events) if kind == "status" and "round 1" in v)
+    assert last_tile < round_1 < len(events) - 1 and events[-1] == ("disabled", False)
+    assert not ui.retrain_button.disabled
+
+
+def test_failed_retrain_re_enables_the_button(monkeypatch):
+    images, emb, relevant = _pool()
+    ui = RelevanceFeedbackWidget(images, emb, query=0, relevant=relevant, n_show=6)
+    monkeypatch.setattr(ui.feedback, "retrain", lambda: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError, match="boom"):
+        ui.retrain()
+    assert not ui.retrain_button.disabled and "round 0" in ui.status.value
