@@ -159,6 +159,9 @@ class Row:
     ``mean`` and ``ci95`` are in percent; ``train_*`` and ``peak_mb`` are the build's
     :class:`Cost` (the same for every k); ``eval_ms_per_episode`` includes a share of the
     one-off embedding of the evaluation items when the contender names an ``encoder``.
+    ``accuracies`` holds the per-episode accuracies (%), episode i being the same episode
+    for every method: differences between two methods can be compared episode by episode
+    (a paired comparison, with a tighter interval than two separate ones).
     """
 
     method: str
@@ -172,6 +175,7 @@ class Row:
     train_cpu_seconds: float
     peak_mb: float
     eval_ms_per_episode: float
+    accuracies: tuple[float, ...] = ()
 
 
 def episodes(
@@ -253,7 +257,8 @@ def run_leaderboard(
                               progress=progress, desc=f"{contender.name} {k}-shot")
             rows.append(Row(contender.name, dataset, contender.family, k, result.mean, result.ci95, result.n_episodes,
                             meter.cost.wall_seconds, meter.cost.cpu_seconds, meter.cost.peak_mb,
-                            1000 * (result.seconds + embed_seconds / len(shots)) / result.n_episodes))
+                            1000 * (result.seconds + embed_seconds / len(shots)) / result.n_episodes,
+                            tuple(result.accuracies.tolist())))
     return rows
 
 

@@ -55,7 +55,7 @@ def _oracle_nearest_mean(data, n_way, k, n_query, n_episodes, seed):
         pred = [int(np.argmin([((x - m) ** 2).sum() for m in means])) for x in q]
         accs.append(100 * np.mean(np.array(pred) == qy))
     mean = float(np.mean(accs))
-    return mean, 1.96 * float(np.std(accs, ddof=1)) / math.sqrt(len(accs))
+    return mean, 1.96 * float(np.std(accs, ddof=1)) / math.sqrt(len(accs)), accs
 
 
 def test_accuracies_match_a_naive_oracle_on_the_same_episodes():
@@ -71,8 +71,9 @@ def test_accuracies_match_a_naive_oracle_on_the_same_episodes():
     assert built == [1]  # built once, evaluated at every k
     assert [(r.method, r.dataset, r.family, r.k_shot, r.n_episodes) for r in rows] == [("centroid", "toy", "frozen", 1, 20), ("centroid", "toy", "frozen", 4, 20)]
     for r in rows:
-        mean, ci = _oracle_nearest_mean(data, 4, r.k_shot, 3, 20, seed=3 + r.k_shot)
+        mean, ci, accs = _oracle_nearest_mean(data, 4, r.k_shot, 3, 20, seed=3 + r.k_shot)
         assert r.mean == pytest.approx(mean, abs=1e-4) and r.ci95 == pytest.approx(ci, abs=1e-4)
+        assert np.allclose(r.accuracies, accs, atol=1e-4)  # episode i is the same episode
     assert rows[1].mean > rows[0].mean  # more shots help on this data
     assert 25 < rows[0].mean < 100  # neither chance nor trivial: the oracle comparison means something
 
