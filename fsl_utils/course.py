@@ -3,9 +3,12 @@
 Executes every notebook under ``lectures/`` and ``solutions/`` headless (in their own
 folders, FAST mode with ``--fast``), renders each with its figures to
 ``build/<folder>/<name>.html``, and writes ``build/index.html`` and
-``build/results.md``: the notebooks' recorded results, the benchmarks'
-``bench/results/*.json`` and each notebook's measured runtime. A failing notebook is
-rendered up to its error and reported; the others still run.
+``build/results.md``: the reproduction table (every number that has a paper's counterpart:
+paper, ours with its 95% CI, protocol differences), then all of the notebooks' recorded
+results and the benchmarks' ``bench/results/*.json``, and a runtime badge per notebook. Runs
+are remembered in ``build/runs.json``, so ``--only`` re-renders one notebook and the index
+still links every lecture. A failing notebook is rendered up to its error and reported; the
+others still run.
 """
 
 from __future__ import annotations
@@ -28,6 +31,13 @@ class Run:
     html: Path
     seconds: float
     error: str | None
+    fast: bool = False
+    date: str = ""
+    load: float | None = None  # 1-minute load average at the end (runtimes on a busy machine are inflated)
+
+    def badge(self) -> str:
+        """Runtime badge text, e.g. ``"3.2 min (full)"``."""
+        return f"{self.seconds / 60:.1f} min ({'FAST' if self.fast else 'full'})" + (" - FAILED" if self.error else "")
 
 
 def find_notebooks(root: Path, only: str | None = None) -> list[Path]:
@@ -55,11 +65,43 @@ def execute_and_render(notebook: Path, root: Path, out: Path, timeout: int) -> R
     except Exception as err:  # kernel death, timeout: still render what ran
         error = f"{type(err).__name__}: {err}"
     seconds = time.perf_counter() - start
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     target = out / notebook.relative_to(root).with_suffix(".html")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(body, encoding="utf-8")
-    return Run(notebook.relative_to(root), target.relative_to(out), seconds, error)
+    return Run(notebook.relative_to(root), target.relative_to(out), seconds, error,
+               fast=os.environ.get("FSL_FAST", "") not in ("", "0"), date=time.strftime("%Y-%m-%d %H:%M"), load=load)
+
+
+def merge_runs(out: Path, runs: list[Run]) -> list[Run]:
+    """Remember runs in ``out/runs.json`` and return every remembered run whose HTML still exists."""
+    path = out / "runs.json"
+    known: dict[str, dict] = {}
+    if path.is_file():
+        try:
+            known = {r["notebook"]: r for r in json.loads(path.read_text())}
+        except (json.JSONDecodeError, KeyError, TypeError):
+            known = {}
+    for r in runs:
+        known[str(r.notebook)] = {**r.__dict__, "notebook": str(r.notebook), "html": str(r.html)}
+    path.write_text(json.dumps(sorted(known.values(), key=lambda r: r["notebook"]), indent=1))
+    merged = [Run(**{**r, "notebook": Path(r["notebook"]), "html": Path(r["html"])}) for r in known.values()]
+    return sorted((r for r in merged if (out / r.html).is_file()), key=lambda r: str(r.notebook))
+
+
+def notebook_title(path: Path) -> str:
+    """The first Markdown heading of a notebook (its file name if it has none)."""
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, json.JSONDecodeError):
+        return path.stem
+    for cell in cells:
+        if cell.get("cell_type") == "markdown":
+            for line in "".join(cell.get("source", "")).splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return path.stem
 
 
 def _load_results(folder: Path) -> dict[str, list[dict]]:
@@ -74,48 +116,124 @@ def _load_results(folder: Path) -> dict[str, list[dict]]:
     return results
 
 
-def _fmt(entry: dict) -> list[str]:
-    value = entry.get("value")
-    ci = entry.get("ci95")
-    ours = "" if value is None else f"{value:.2f}" + (f" ± {ci:.2f}" if ci else "") + f" {entry.get('unit', '')}".rstrip()
-    paper = entry.get("paper")
-    mode = "FAST" if entry.get("fast") else "full"
-    return [str(entry.get("metric", "")), ours, "" if paper is None else str(paper), str(entry.get("protocol", "")), mode]
+_SKIP_KEYS = {"machine", "shims", "time", "date", "unit", "fast", "paper", "protocol", "ci95", "ci", "metric", "value"}
+
+
+def bench_entries(data: object, protocol: str = "") -> list[dict]:
+    """Flatten one benchmark JSON into result entries (``metric``, ``value``, ``ci95``, ``paper``, ``protocol``).
+
+    Understands the shapes the benchmarks write: lists or dicts of ``record_result``-style
+    entries (``metric`` + ``value``), dicts with a numeric ``mean`` (and ``ci95``), and plain
+    numbers, named by their key path (``zero_shot / held-out 5-way``). A string
+    ``protocol`` (or ``setting``) applies to the entries below it; ``machine`` is skipped.
+    """
+    out: list[dict] = []
+
+    def walk(node: object, path: list[str], proto: str) -> None:
+        if isinstance(node, dict):
+            for key in ("protocol", "setting"):
+                if isinstance(node.get(key), str) and node[key]:
+                    proto = node[key]
+                    break
+            if "metric" in node:
+                out.append({**node, "protocol": proto})
+                return
+            if isinstance(node.get("mean"), (int, float)) and not isinstance(node.get("mean"), bool):
+                out.append({"metric": " / ".join(path), "value": node["mean"], "ci95": node.get("ci95", node.get("ci")),
+                            "paper": node.get("paper"), "protocol": proto, "unit": node.get("unit", "")})
+                return
+            for key, value in node.items():
+                if key not in _SKIP_KEYS:
+                    walk(value, path + [str(key)], proto)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, path + [str(i)] if not (isinstance(value, dict) and "metric" in value) else path, proto)
+        elif isinstance(node, (int, float)) and not isinstance(node, bool) and path:
+            out.append({"metric": " / ".join(path), "value": node, "protocol": proto, "unit": ""})
+
+    walk(data, [], protocol)
+    return out
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "/").replace("\n", " ")
+
+
+def _ours(entry: dict) -> str:
+    value, ci = entry.get("value"), entry.get("ci95")
+    if not isinstance(value, (int, float)):
+        return ""
+    text = (f"{value:.2f}" if abs(value) >= 1 or value == 0 else f"{value:.3g}") if isinstance(value, float) or ci else f"{value}"
+    return text + (f" ± {ci:.2f}" if isinstance(ci, (int, float)) and ci else "") + f" {entry.get('unit', '')}".rstrip()
+
+
+def _mode(entry: dict) -> str:
+    return "" if "fast" not in entry else ("FAST" if entry["fast"] else "full")
 
 
 def results_markdown(runs: list[Run], notebook_results: dict[str, list[dict]], bench_results: dict[str, list[dict]]) -> str:
-    """The results summary: runtimes, then every recorded number beside the paper's."""
+    """The results page: runtime badges, the reproduction table, then every recorded number."""
     lines = ["# Course results", "", f"Generated {time.strftime('%Y-%m-%d %H:%M')} on this machine.", ""]
     if runs:
-        lines += ["## Notebooks (runtime badges)", "", "| notebook | runtime | status |", "|---|---|---|"]
+        lines += ["## Notebooks (runtime badges)", "",
+                  "Wall-clock time of the whole notebook on this machine; `load` is the 1-minute load average at the end "
+                  "(on a shared machine runtimes are inflated).", "",
+                  "| notebook | runtime | status | run | load |", "|---|---|---|---|---|"]
         for r in runs:
-            lines.append(f"| [{r.notebook}]({r.html}) | {r.seconds / 60:.1f} min | {'FAILED: ' + r.error if r.error else 'ok'} |")
+            load = "" if r.load is None else f"{r.load:.1f}"
+            lines.append(f"| [{r.notebook}]({r.html}) | {r.seconds / 60:.1f} min ({'FAST' if r.fast else 'full'}) | "
+                         f"{'FAILED: ' + _cell(r.error) if r.error else 'ok'} | {r.date} | {load} |")
         lines.append("")
-    for title, results in (("Notebook results", notebook_results), ("Benchmarks (bench/results)", bench_results)):
-        if not results:
+    sources = [("notebook", name, entries) for name, entries in notebook_results.items()]
+    sources += [("bench", name, bench_entries(entries if len(entries) != 1 else entries[0])) for name, entries in bench_results.items()]
+    paired = [(kind, name, e) for kind, name, entries in sources for e in entries if isinstance(e, dict) and e.get("paper") not in (None, "")]
+    if paired:
+        lines += ["## Reproduction table", "", "Every number with a published counterpart: the paper's, ours with its 95% "
+                  "confidence interval, and how our protocol differs.", "",
+                  "| experiment | metric | paper | ours | protocol differences | mode |", "|---|---|---|---|---|---|"]
+        for kind, name, e in paired:
+            lines.append(f"| {_cell(name)} ({kind}) | {_cell(e.get('metric', ''))} | {_cell(e['paper'])} | {_ours(e)} | "
+                         f"{_cell(e.get('protocol', ''))} | {_mode(e)} |")
+        lines.append("")
+    for title, kind in (("Notebook results", "notebook"), ("Benchmarks (bench/results)", "bench")):
+        mine = [(name, entries) for k, name, entries in sources if k == kind]
+        if not mine:
             continue
         lines += [f"## {title}", ""]
-        for name, entries in results.items():
-            lines += [f"### {name}", "", "| metric | ours | paper | protocol differences | mode |", "|---|---|---|---|---|"]
+        for name, entries in mine:
+            protocols = [e.get("protocol", "") for e in entries if isinstance(e, dict)]
+            common = max(set(protocols), key=protocols.count, default="")
+            common = common if protocols.count(common) > 1 else ""  # stated once above the table
+            lines += [f"### {name}", ""] + ([f"Protocol (unless a row says otherwise): {_cell(common)}", ""] if common else [])
+            lines += ["| metric | ours | paper | protocol differences | mode |", "|---|---|---|---|---|"]
             for e in entries:
                 if isinstance(e, dict) and "metric" in e:
-                    lines.append("| " + " | ".join(c.replace("|", "/") for c in _fmt(e)) + " |")
+                    proto = e.get("protocol", "")
+                    lines.append(f"| {_cell(e['metric'])} | {_ours(e)} | {_cell(e.get('paper') or '')} | "
+                                 f"{_cell(proto if proto != common else '')} | {_mode(e)} |")
                 else:
                     lines.append(f"| {html.escape(json.dumps(e))[:200]} | | | | |")
             lines.append("")
     return "\n".join(lines)
 
 
-def index_html(runs: list[Run], summary_md: str) -> str:
-    items = "\n".join(
-        f'<li><a href="{html.escape(str(r.html))}">{html.escape(str(r.notebook))}</a> '
-        f'<span class="badge {"bad" if r.error else "ok"}">{r.seconds / 60:.1f} min{" - failed" if r.error else ""}</span></li>'
-        for r in runs
-    )
+def index_html(runs: list[Run], summary_md: str, notebooks: list[tuple[Path, str]] | None = None) -> str:
+    """The course's front page: every notebook (linked when rendered, with its badge), then the results."""
+    by_path = {str(r.notebook): r for r in runs}
+    listed = notebooks if notebooks is not None else [(r.notebook, str(r.notebook)) for r in runs]
+    items = []
+    for path, title in listed:
+        r = by_path.get(str(path))
+        if r is None:
+            items.append(f'<li>{html.escape(title)} <code>{html.escape(str(path))}</code> <span class="badge none">not rendered yet</span></li>')
+        else:
+            items.append(f'<li><a href="{html.escape(str(r.html))}">{html.escape(title)}</a> <code>{html.escape(str(path))}</code> '
+                         f'<span class="badge {"bad" if r.error else "ok"}">{html.escape(r.badge())}</span></li>')
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Learning with few labeled examples</title>
-<style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto}} .badge{{font-size:.8em;padding:.1em .5em;border-radius:.5em;color:#fff}}
-.ok{{background:#2a7}} .bad{{background:#c33}} pre{{white-space:pre-wrap;background:#f6f6f6;padding:1em}}</style></head><body>
-<h1>Learning with few labeled examples</h1><h2>Notebooks</h2><ul>{items}</ul>
+<style>body{{font-family:sans-serif;max-width:64rem;margin:2rem auto}} .badge{{font-size:.8em;padding:.1em .5em;border-radius:.5em;color:#fff}}
+.ok{{background:#2a7}} .bad{{background:#c33}} .none{{background:#999}} pre{{white-space:pre-wrap;background:#f6f6f6;padding:1em}}
+code{{color:#666;font-size:.8em}}</style></head><body>
+<h1>Learning with few labeled examples</h1><h2>Notebooks</h2><ul>{"".join(items)}</ul>
 <h2>Results</h2><p>Also as <a href="results.md">results.md</a>.</p><pre>{html.escape(summary_md)}</pre></body></html>"""
 
 
@@ -141,9 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         run = execute_and_render(nb, root, out, args.timeout)
         print(f"    {run.seconds:.0f} s, {'FAILED: ' + run.error if run.error else 'ok'} -> {out / run.html}", flush=True)
         runs.append(run)
-    summary = results_markdown(runs, _load_results(Path(os.environ["FSL_RESULTS_DIR"])), _load_results(root / "bench" / "results"))
+    remembered = merge_runs(out, runs)
+    summary = results_markdown(remembered, _load_results(Path(os.environ["FSL_RESULTS_DIR"])), _load_results(root / "bench" / "results"))
     (out / "results.md").write_text(summary, encoding="utf-8")
-    (out / "index.html").write_text(index_html(runs, summary), encoding="utf-8")
+    listed = [(p.relative_to(root), notebook_title(p)) for p in find_notebooks(root)]
+    (out / "index.html").write_text(index_html(remembered, summary, listed), encoding="utf-8")
     print(f"Rendered {len(runs)} notebooks; open {out / 'index.html'} (summary: {out / 'results.md'})")
     return 1 if any(r.error for r in runs) else 0
 

@@ -1,4 +1,5 @@
-"""`make course` machinery on a tiny course: execution, HTML with figures, summary."""
+"""`make course` machinery on a tiny course: execution, HTML with figures, runtime badges,
+the reproduction table from notebook metrics and bench JSONs, and an index of every notebook."""
 
 from __future__ import annotations
 
@@ -6,34 +7,75 @@ import json
 
 import nbformat
 
-from fsl_utils.course import main
+from fsl_utils.course import bench_entries, main
 
 
-def _write(path, *sources):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+def _write(path, *sources, title=None):
+    cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\ntext")] if title else []
+    nb = nbformat.v4.new_notebook(cells=cells + [nbformat.v4.new_code_cell(s) for s in sources])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
 
 
-def test_course_builds_html_and_results(tmp_path, monkeypatch):
+BENCH = {
+    "protocol": "locked towers, 5 seen classes",
+    "zero_shot": {"held-out 5-way": {"mean": 62.42, "ci95": 1.4}, "seen 5-way": {"mean": 85.5, "ci95": 0.49}},
+    "ratio": 112.1,
+    "flag": True,
+    "machine": {"cores": 2, "load_average_1min": 1.0},
+    "reproduction": [{"metric": "ProtoNet 5w1s", "value": 97.1, "ci95": 0.3, "paper": 98.8, "protocol": "fewer steps"}],
+}
+
+
+def test_bench_entries_flatten_the_shapes_benchmarks_write():
+    entries = {e["metric"]: e for e in bench_entries(BENCH)}
+    assert set(entries) == {"zero_shot / held-out 5-way", "zero_shot / seen 5-way", "ratio", "ProtoNet 5w1s"}
+    assert entries["zero_shot / held-out 5-way"]["value"] == 62.42 and entries["zero_shot / held-out 5-way"]["ci95"] == 1.4
+    assert entries["ratio"]["protocol"] == "locked towers, 5 seen classes"  # the file's protocol applies below it
+    assert entries["ProtoNet 5w1s"]["protocol"] == "fewer steps" and entries["ProtoNet 5w1s"]["paper"] == 98.8
+
+
+def test_course_builds_html_results_and_index(tmp_path, monkeypatch):
     _write(
         tmp_path / "lectures" / "01_demo.ipynb",
         "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3]); plt.show()",
         "from pathlib import Path\nprint(Path.cwd().name)",
-        "from fsl_utils.report import record_result\nrecord_result('01_demo', 'accuracy', 91.5, ci95=0.4, paper=98.8, protocol='toy')",
+        "from fsl_utils.report import record_result\nrecord_result('01_demo', 'accuracy', 91.5, ci95=0.4, paper=98.8, protocol='toy')\n"
+        "record_result('01_demo', 'speed', 3.0, unit='x')",
+        title="Lecture 1 - Demo",
     )
     _write(tmp_path / "lectures" / "02_broken.ipynb", "raise RuntimeError('boom')", "print('never')")
+    _write(tmp_path / "lectures" / "later.ipynb", "print(1)", title="Lecture 3 - Later")  # never run below
     (tmp_path / "bench" / "results").mkdir(parents=True)
-    (tmp_path / "bench" / "results" / "episodes.json").write_text(json.dumps({"metric": "ratio", "value": 70.0, "unit": "x"}))
+    (tmp_path / "bench" / "results" / "clip.json").write_text(json.dumps(BENCH))
+    (tmp_path / "bench" / "results" / "broken.json").write_text("{not json")
     monkeypatch.setenv("FSL_RESULTS_DIR", str(tmp_path / "build" / "results"))
-    status = main(["--root", str(tmp_path)])
+    monkeypatch.delenv("FSL_FAST", raising=False)
+    status = main(["--root", str(tmp_path), "--only", "0", "--fast"])  # 01 and 02
     assert status == 1  # the broken notebook is reported ...
     demo = (tmp_path / "build" / "lectures" / "01_demo.html").read_text()
     assert "data:image/png;base64" in demo and "lectures" in demo  # ... the others still rendered, figure embedded, cwd = its folder
     assert "boom" in (tmp_path / "build" / "lectures" / "02_broken.html").read_text()
+
+    # a later run of one notebook keeps the others in the index and the badges
+    monkeypatch.delenv("FSL_FAST", raising=False)
+    assert main(["--root", str(tmp_path), "--only", "01_demo"]) == 0
     summary = (tmp_path / "build" / "results.md").read_text()
-    assert "| accuracy | 91.50 ± 0.40 % | 98.8 | toy |" in summary
-    assert "ratio" in summary and "FAILED" in summary
+    repro = summary.split("## Reproduction table")[1].split("## Notebook results")[0]
+    assert "| 01_demo (notebook) | accuracy | 98.8 | 91.50 ± 0.40 % | toy | full |" in repro
+    assert "| clip (bench) | ProtoNet 5w1s | 98.8 | 97.10 ± 0.30 | fewer steps |" in repro
+    assert "speed" not in repro and "held-out" not in repro  # no paper number, not in the reproduction table
+    assert "Protocol (unless a row says otherwise): locked towers, 5 seen classes" in summary
+    assert "| zero_shot / held-out 5-way | 62.42 ± 1.40 |  |  |  |" in summary
+    assert "| speed | 3.00 x |" in summary and "unreadable file broken.json" in summary
+    assert "cores" not in summary  # machine descriptions are not results
+    badges = summary.split("## Notebooks (runtime badges)")[1].split("##")[0]
+    assert "| [lectures/01_demo.ipynb](lectures/01_demo.html) |" in badges and "min (full) | ok |" in badges
+    assert "min (FAST) | FAILED: " in badges and "later" not in badges  # 02 remembered from the first run
     index = (tmp_path / "build" / "index.html").read_text()
-    assert 'href="lectures/01_demo.html"' in index
+    assert '<a href="lectures/01_demo.html">Lecture 1 - Demo</a>' in index
+    assert 'href="lectures/02_broken.html"' in index and "FAILED" in index
+    assert "Lecture 3 - Later" in index and "not rendered yet" in index
+    runs = json.loads((tmp_path / "build" / "runs.json").read_text())
+    assert [r["notebook"] for r in runs] == ["lectures/01_demo.ipynb", "lectures/02_broken.ipynb"]
