@@ -14,13 +14,6 @@ Usage: ``python bench/clip.py [--train-per-class 300 --seeds 3]``.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# Look in bench/ last: a script there named like a standard module (e.g. ssl.py) must not shadow it.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE] + [_HERE]
-
 import argparse
 import time
 
