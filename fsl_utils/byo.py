@@ -66,8 +66,13 @@ def _as_float(images: torch.Tensor) -> torch.Tensor:
 def fit_support(method: nn.Module, support: LabeledImages, device: torch.device | str | None = None) -> None:
     """Give a labelled image set (uint8 (n, C, H, W) or float in [0, 1]) to the method as its support set."""
     device = device if device is not None else getattr(method, "device", None)
-    with torch.set_grad_enabled(getattr(method, "needs_grad_at_test", False)):
-        method.process_support_set(_as_float(support.images).to(device), support.labels.to(device))
+    was_training = method.training
+    method.eval()  # BatchNorm with running statistics: the support set must not update them
+    try:
+        with torch.set_grad_enabled(getattr(method, "needs_grad_at_test", False)):
+            method.process_support_set(_as_float(support.images).to(device), support.labels.to(device))
+    finally:
+        method.train(was_training)
 
 
 def predict(
