@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from fsl_utils.data.containers import ClassImages
-from fsl_utils.leaderboard import Contender, measure, plot_accuracy_vs_shots, run_leaderboard, table_markdown
+from fsl_utils.cost import measure
+from fsl_utils.leaderboard import Contender, plot_accuracy_vs_shots, run_leaderboard, table_markdown
 from fsl_utils.leaderboard import episodes as leaderboard_episodes
 from fsl_utils.methods import NearestCentroid
 from fsl_utils.methods.base import FewShotClassifier
