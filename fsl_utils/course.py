@@ -116,7 +116,7 @@ def _load_results(folder: Path) -> dict[str, list[dict]]:
     return results
 
 
-_SKIP_KEYS = {"machine", "shims", "time", "date", "unit", "fast", "paper", "protocol", "ci95", "ci", "metric", "value"}
+_SKIP_KEYS = {"machine", "settings", "shims", "time", "date", "unit", "fast", "paper", "protocol", "ci95", "ci", "metric", "value"}
 
 
 def bench_entries(data: object, protocol: str = "") -> list[dict]:
@@ -125,7 +125,7 @@ def bench_entries(data: object, protocol: str = "") -> list[dict]:
     Understands the shapes the benchmarks write: lists or dicts of ``record_result``-style
     entries (``metric`` + ``value``), dicts with a numeric ``mean`` (and ``ci95``), and plain
     numbers, named by their key path (``zero_shot / held-out 5-way``). A string
-    ``protocol`` (or ``setting``) applies to the entries below it; ``machine`` is skipped.
+    ``protocol`` (or ``setting``) applies to the entries below it; ``machine`` and ``settings`` are skipped.
     """
     out: list[dict] = []
 
