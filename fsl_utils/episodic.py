@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .data.containers import ClassImages
 from .data.episodes import Episode
 
 LossFn = Callable[[Any], "torch.Tensor | tuple[torch.Tensor, Mapping[str, float]]"]
@@ -67,6 +68,32 @@ class History:
         if missing:
             raise KeyError(f"no series {missing}; logged: {sorted(self.values)}")
         return {n: self.values[n] for n in names}, {n: self.steps[n] for n in names}
+
+
+def split_alphabets(
+    data: ClassImages, n_holdout: int, generator: torch.Generator | None = None
+) -> tuple[ClassImages, ClassImages]:
+    """Hold out whole alphabets (all their characters and rotations) for validation.
+
+    Validating on characters of the training alphabets would flatter the model;
+    few-shot validation needs *new* alphabets, like the test set.
+
+    Args:
+        data: Omniglot classes named ``"Alphabet/characterNN[/rotDDD]"``.
+        n_holdout: number of alphabets to hold out.
+        generator: picks the alphabets (default: seed 0).
+
+    Returns:
+        ``(train, held_out)`` :class:`ClassImages`.
+    """
+    alphabets = sorted({name.split("/")[0] for name in data.class_names})
+    if not 0 < n_holdout < len(alphabets):
+        raise ValueError(f"n_holdout must be between 1 and {len(alphabets) - 1} (the data has {len(alphabets)} alphabets), got {n_holdout}")
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    held = {alphabets[i] for i in torch.randperm(len(alphabets), generator=generator)[:n_holdout].tolist()}
+    is_held = [name.split("/")[0] in held for name in data.class_names]
+    keep = [i for i, h in enumerate(is_held) if not h]
+    return data.subset(keep), data.subset([i for i, h in enumerate(is_held) if h])
 
 
 def episode_loss(method: nn.Module, episode: Episode) -> tuple[torch.Tensor, dict[str, float]]:

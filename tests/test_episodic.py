@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from fsl_utils.data import EpisodeSampler
-from fsl_utils.episodic import History, episode_loss, train, train_episodic
+from fsl_utils.data import ClassImages, EpisodeSampler
+from fsl_utils.episodic import History, episode_loss, split_alphabets, train, train_episodic
 from fsl_utils.evaluate import evaluate
 from fsl_utils.methods import PrototypicalNetworks
 
@@ -95,3 +95,15 @@ def test_train_errors():
         train(model, batches, lambda b: model(b).sum() * math.inf, opt, 2, progress=False)
     with pytest.raises(KeyError, match="logged"):
         History().last("val acc")
+
+
+def test_split_alphabets_holds_out_whole_alphabets_with_their_rotations():
+    names = [f"{a}/character{c:02d}/rot{r:03d}" for a in "ABCDE" for c in range(3) for r in (0, 90)]
+    data = ClassImages(torch.zeros(len(names), 2, 4, 4, dtype=torch.uint8), names)
+    train_part, held = split_alphabets(data, 2, generator=rng(0))
+    alphabets = lambda d: {n.split("/")[0] for n in d.class_names}  # noqa: E731
+    assert len(alphabets(held)) == 2 and not alphabets(held) & alphabets(train_part)
+    assert len(held.class_names) == 12 and len(train_part.class_names) == 18
+    assert split_alphabets(data, 2, generator=rng(0))[1].class_names == held.class_names
+    with pytest.raises(ValueError, match="n_holdout"):
+        split_alphabets(data, 5)

@@ -10,7 +10,7 @@ from torch import nn
 
 from fsl_utils.backbones import Conv4
 from fsl_utils.data import ClassImages, EpisodeSampler
-from fsl_utils.methods import SiameseClassifier, SiameseNetwork, contrastive_loss
+from fsl_utils.methods import SiameseClassifier, SiameseNetwork, balanced_pair_bce, contrastive_loss
 from fsl_utils.pairs import PairSampler
 
 
@@ -77,6 +77,26 @@ def test_contrastive_loss_matches_hadsell_et_al():
     oracle = np.mean([0.5 * x**2 if s else 0.5 * max(0.0, m - x) ** 2 for x, s in zip(d.tolist(), same.tolist())])
     assert contrastive_loss(d, same, margin=m).item() == pytest.approx(oracle, rel=1e-12)
     assert contrastive_loss(torch.tensor([2.0]), torch.tensor([0.0])).item() == 0.0  # beyond the margin: free
+
+
+def test_balanced_pair_bce_matches_a_loop_over_pairs():
+    g = rng(13)
+    labels = torch.tensor([0, 1, 0, 2, 1, 0])
+    logits = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    same_terms, diff_terms = [], []
+    for i in range(6):
+        for j in range(6):
+            if i == j:
+                continue
+            p = 1 / (1 + np.exp(-logits[i, j].item()))
+            if labels[i] == labels[j]:
+                same_terms.append(-np.log(p))
+            else:
+                diff_terms.append(-np.log(1 - p))
+    oracle = 0.5 * (np.mean(same_terms) + np.mean(diff_terms))
+    assert balanced_pair_bce(logits, labels).item() == pytest.approx(oracle, rel=1e-10)
+    with pytest.raises(ValueError, match=">= 2 per class"):
+        balanced_pair_bce(logits[:3, :3], torch.tensor([0, 1, 2]))
 
 
 def coded_classes(n_classes=6, per_class=4):

@@ -4,7 +4,7 @@ from .base import FewShotClassifier, check_support
 from .matching import MatchingNetworks
 from .probe import LinearProbe
 from .protonet import NearestCentroid, PrototypicalNetworks
-from .siamese import SiameseClassifier, SiameseNetwork, contrastive_loss
+from .siamese import SiameseClassifier, SiameseNetwork, balanced_pair_bce, contrastive_loss
 
 __all__ = ["FewShotClassifier", "check_support"]
 __all__ += [
@@ -14,6 +14,7 @@ __all__ += [
     "PrototypicalNetworks",
     "SiameseClassifier",
     "SiameseNetwork",
+    "balanced_pair_bce",
     "contrastive_loss",
 ]
 

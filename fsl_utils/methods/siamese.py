@@ -76,6 +76,32 @@ class SiameseNetwork(nn.Module):
         return self.pair_logits(zq[:, None, :], zs[None, :, :])
 
 
+def balanced_pair_bce(pair_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy over every pair of a batch, same and different pairs weighted 50/50.
+
+    Embedding a batch of B images once and scoring all B(B-1) ordered pairs reuses each
+    embedding in many pairs: far more supervision per forward pass than B/2 separate
+    pairs. Same-class pairs are rare among all pairs, so each group is averaged on its
+    own and the two averages are weighted equally: the balanced loss of Koch et al.
+
+    Args:
+        pair_logits: "same class" logits of shape (B, B), e.g.
+            ``network.score_matrix(z, z)``; the diagonal (an image with itself) is ignored.
+        labels: class of every image, shape (B,); the batch needs at least one
+            same-class pair and one different-class pair.
+
+    Returns:
+        A scalar: ``(mean BCE over same pairs + mean BCE over different pairs) / 2``.
+    """
+    same = labels[:, None] == labels[None, :]
+    off_diagonal = ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    positives, negatives = same & off_diagonal, ~same
+    if not positives.any() or not negatives.any():
+        raise ValueError("the batch needs at least two images of one class and two different classes; sample >= 2 per class")
+    bce = F.binary_cross_entropy_with_logits(pair_logits, same.to(pair_logits.dtype), reduction="none")
+    return 0.5 * (bce[positives].mean() + bce[negatives].mean())
+
+
 def contrastive_loss(distance: torch.Tensor, same: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
     """Contrastive loss of Hadsell, Chopra & LeCun (2006), averaged over pairs.
 
