@@ -1,4 +1,4 @@
-"""The small CIFAR CNN shared by lectures 3 and 4 and ``bench/ssl.py``.
+"""The small CIFAR CNN shared by lectures 3 and 4 and ``bench/ssl_methods.py``.
 
 Four blocks of 3x3 conv → BatchNorm → ReLU, the first three followed by 2x2 max-pooling,
 then global average pooling: (B, 3, 32, 32) → (B, widths[-1]). With the default widths
