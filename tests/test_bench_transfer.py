@@ -18,3 +18,6 @@ def test_transfer_bench_runs(run_bench):
     assert len(retrieval["per_alphabet"]) == 20
     assert [r["labels"] for r in retrieval["target"]] == [0, 5]
     assert 0 <= retrieval["after_hits_unlabeled"] <= 5 and result["machine"]["cores"] >= 1
+    assert retrieval["labels_to_all_relevant_overall"] in (None, 0, 5)
+    assert retrieval["target_met_overall"] == (retrieval["labels_to_all_relevant_overall"] is not None)
+    assert 0 <= retrieval["alphabets_reaching_all_relevant_overall"] <= 20
