@@ -44,7 +44,7 @@ release: install  # regenerate the student release assignments/$(ASSIGNMENT) fro
 	$(PY) -m fsl_utils.grading release $(ASSIGNMENT)
 
 grade: install  # autograde grading/submitted/*/$(ASSIGNMENT), write feedback and grading/grades.csv
-	$(PY) -m fsl_utils.grading grade $(ASSIGNMENT)
+	$(PY) -m fsl_utils.grading grade $(ASSIGNMENT) $(if $(JOBS),--jobs $(JOBS))
 
 clean:
 	rm -rf build grading/autograded grading/feedback

@@ -8,7 +8,7 @@ Grading-specific settings (see docs/instructors.md):
 * ``hidden_tests.py`` (the hidden checks run by hidden test cells) is never copied: not into
   the release, not into the autograded folders; hidden test cells find it in ``solutions/``.
 * ``*.pt`` weights of the reference solution are removed from the release after generation
-  and never overwrite a student's submitted ``protonet.pt`` during autograding.
+  and never overwrite the weights a student submits (e.g. ``protonet.pt``) during autograding.
 * Feedback shows each test's result and message, never hidden test code or tracebacks.
 """
 
@@ -29,7 +29,14 @@ os.makedirs(os.path.join(_root, "grading"), exist_ok=True)  # sqlite needs the f
 
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "hidden_tests.py"]
 c.GenerateAssignment.post_convert_hook = "fsl_utils.grading.release.remove_unreleased"
-c.Autograde.exclude_overwriting = {"protonet": ["protonet.pt"]}
+# Files a student trains and submits (weights) must never be replaced by the reference's copy in
+# solutions/<assignment>/: every assignment's *.pt / *.pth files are excluded from overwriting.
+_source = os.path.join(_root, "solutions")
+c.Autograde.exclude_overwriting = {
+    name: sorted(f for f in os.listdir(os.path.join(_source, name)) if f.endswith((".pt", ".pth")))
+    for name in (sorted(os.listdir(_source)) if os.path.isdir(_source) else [])
+    if os.path.isdir(os.path.join(_source, name))
+}
 c.Execute.timeout = int(os.environ.get("FSL_CELL_TIMEOUT", "180"))  # per cell; the weights tests take < 30 s
 # Execute, but a dead or hung kernel fails the cells that did not run instead of passing them
 # (nbgrader #427); `make grade` also runs every kernel in fsl_utils.grading.sandbox.

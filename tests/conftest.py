@@ -46,3 +46,15 @@ def run_bench(tmp_path):
         return json.loads((tmp_path / (results or script.replace(".py", ".json"))).read_text())
 
     return run
+
+
+@pytest.fixture(scope="session")
+def graded_course(tmp_path_factory):
+    """Every grading test's submissions in one temporary copy of the course, graded once
+    (tests/grading/course.py; shared by tests/test_grading_pipeline.py and _adversarial.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("grading_course", Path(__file__).parent / "grading" / "course.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build_and_grade(tmp_path_factory.mktemp("course"))

@@ -2,16 +2,19 @@
 
 * :func:`run_hidden_test` — what a hidden test cell of a source notebook calls: it loads
   ``solutions/<assignment>/hidden_tests.py`` (instructors only, never released) and runs
-  one named check against the student's namespace through a :class:`~.probe.Probe`.
+  one named check against the student's namespace through a :class:`LocalProbe`.
+* :mod:`.execute` and :mod:`.remote` — while autograding, the same checks run in the
+  grader's process against the student's sandboxed kernel (:mod:`.sandbox`).
 * :mod:`.notebook` — read code out of notebooks (the bench imports the reference
   solution this way) and compare releases.
-* :mod:`.pipeline` — ``python -m fsl_utils.grading`` (``make grade``): autograde every
-  submission, generate feedback, export ``grading/grades.csv``.
+* :mod:`.pipeline` — ``python -m fsl_utils.grading`` (``make release``, ``make grade``):
+  autograde every submission (:mod:`.batch`), generate feedback (:mod:`.feedback`),
+  export ``grading/grades.csv``.
 """
 
 from __future__ import annotations
 
-from .hidden import HiddenTestError, course_root, load_hidden_tests, run_hidden_test
+from .hidden import HiddenTestError, course_root, load_hidden_tests, run_check, run_hidden_test
 from .probe import LocalProbe, Probe
 
-__all__ = ["HiddenTestError", "LocalProbe", "Probe", "course_root", "load_hidden_tests", "run_hidden_test"]
+__all__ = ["HiddenTestError", "LocalProbe", "Probe", "course_root", "load_hidden_tests", "run_check", "run_hidden_test"]

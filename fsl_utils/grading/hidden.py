@@ -12,6 +12,11 @@ the release by ``nbgrader_config.py``), a module with a dict ``TESTS`` mapping t
 names to functions ``check(probe)`` that raise ``AssertionError`` with a message for the
 student. Failures surface as :class:`HiddenTestError` carrying only that message and the
 student's own frames, so feedback never shows the hidden code.
+
+Run in the notebook (nbval, the instructor), a check and the student's code share the
+kernel (:class:`~.probe.LocalProbe`). While autograding, the grader runs the check in its
+own process against the sandboxed kernel (:mod:`.remote`); ``hidden_tests.py`` never
+enters the student's kernel.
 """
 
 from __future__ import annotations
@@ -115,34 +120,56 @@ def _student_frames(err: BaseException, hidden_file: str) -> str:
     return "".join(traceback.format_list(frames[-3:]))
 
 
-def run_hidden_test(assignment: str, name: str, namespace: Mapping[str, Any], root: str | os.PathLike[str] | None = None) -> None:
-    """Run hidden test ``name`` of ``assignment`` against the notebook's ``namespace``.
+def run_check(module: types.ModuleType, name: str, probe: Any) -> None:
+    """Run check ``name`` of a hidden-tests ``module`` against ``probe``.
+
+    The same for both probes: a :class:`~.probe.LocalProbe` (the check and the student's
+    code share this process) and a :class:`~.remote.RemoteProbe` (the check runs in the
+    grader, the student's code in its kernel).
 
     Raises:
-        HiddenTestError: the test failed, the environment was tampered with, or the
-            student's code raised (the message names the exception and the student's
-            own lines).
+        HiddenTestError: the test failed, the environment was tampered with, the
+            student's code raised (message with the student's own lines) or did not
+            answer, or it borrowed a forbidden implementation.
     """
-    altered = tampering()
+    from .remote import KernelError, NoAnswer
+
+    altered = probe.tampering()
     if altered:
         raise HiddenTestError(
             "The test environment was modified (" + ", ".join(altered) + "). Remove the code that replaces these "
             "functions; tests cannot pass while it runs."
         )
-    module = load_hidden_tests(assignment, root)
     check = module.TESTS[name]
-    probe = LocalProbe(namespace)
     try:
-        with warnings.catch_warnings():  # nbgrader fails a test cell that writes to stderr
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             check(probe)
     except AssertionError as err:
         raise HiddenTestError(str(err)) from None
-    except Exception as err:  # the student's code raised: report it, without hidden frames
+    except KernelError as err:
+        raise HiddenTestError(f"your code raised {err.type_name}: {err.message}" + (f"\n{err.where}" if err.where else "")) from None
+    except NoAnswer as err:
+        raise HiddenTestError(str(err)) from None
+    except Exception as err:
+        if getattr(probe, "remote", False):
+            raise  # the grader's own failure (e.g. the kernel died): not the student's message
         where = _student_frames(err, str(module.__file__))
         raise HiddenTestError(f"your code raised {type(err).__name__}: {err}" + (f"\n{where}" if where else "")) from None
-    if probe.borrowed():
+    borrowed = probe.borrowed()
+    if borrowed:
         raise HiddenTestError(
             "this task must be solved with your own code, but it ran the course's reference implementation ("
-            + ", ".join(probe.borrowed()) + "); write it yourself with torch operations."
+            + ", ".join(borrowed) + "); write it yourself with torch operations."
         )
+
+
+def run_hidden_test(assignment: str, name: str, namespace: Mapping[str, Any], root: str | os.PathLike[str] | None = None) -> None:
+    """Run hidden test ``name`` of ``assignment`` against the notebook's ``namespace``, in
+    this process (how the source notebook runs; autograding runs the same check in the
+    grader through :mod:`.remote` instead).
+
+    Raises:
+        HiddenTestError: see :func:`run_check`.
+    """
+    run_check(load_hidden_tests(assignment, root), name, LocalProbe(namespace))

@@ -23,6 +23,9 @@ from pathlib import Path
 
 from .hidden import course_root
 
+#: nbgrader's cell metadata version (nbgrader 0.9).
+SCHEMA_VERSION = 3
+
 
 def nbgrader(root: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``nbgrader <args>`` in the course directory ``root``; its log goes to stderr."""
@@ -48,37 +51,59 @@ def release(root: Path, assignment: str, folder: Path | None = None) -> Path:
     return (folder or root / "assignments") / assignment
 
 
-def _kill_leftovers(marker: str) -> None:
-    """Kill processes whose command line mentions ``marker`` (a submission's sandbox)."""
-    import signal
+def repair_submission(folder: Path) -> list[str]:
+    """Fix what would stop nbgrader before it reads a notebook, keeping the student's work.
 
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
-                os.kill(int(proc.name), signal.SIGKILL)
-        except (OSError, ValueError):
-            continue
+    * notebooks that are not UTF-8 (e.g. saved as Latin-1) are re-encoded from cp1252;
+    * an edited ``schema_version`` of nbgrader cell metadata (``SchemaTooOldError`` stops a
+      whole nbgrader batch) is set back; the cells themselves are restored from the
+      gradebook anyway;
+    * copies of a grade cell (duplicated ``grade_id``) lose their nbgrader metadata except
+      the last copy, as nbgrader's ``DeduplicateIds`` does — but completely, because the
+      empty metadata it leaves crashes ``OverwriteCells.add_missing_cells`` (KeyError).
 
-
-def normalize_encoding(folder: Path) -> list[str]:
-    """Re-encode submitted notebooks that are not UTF-8 (e.g. saved as Latin-1) as UTF-8.
-
-    The original is kept as ``<name>.ipynb.orig``. Returns the repaired file names.
+    The original is kept as ``<name>.ipynb.orig``. Returns what was repaired.
     """
     repaired = []
     for path in folder.glob("*.ipynb"):
-        raw = path.read_bytes()
+        raw, changes = path.read_bytes(), []
         try:
-            raw.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
+            text = raw.decode("cp1252", errors="replace")
+            changes.append(f"{path.name} was not UTF-8: re-encoded")
+        try:
+            nb = json.loads(text)
+            cells = [c for c in nb["cells"] if isinstance(c, dict) and isinstance(c.get("metadata", {}).get("nbgrader"), dict)]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            nb, cells = None, []
+        edited = [c for c in cells if c["metadata"]["nbgrader"].get("schema_version") != SCHEMA_VERSION]
+        for cell in edited:
+            cell["metadata"]["nbgrader"]["schema_version"] = SCHEMA_VERSION
+        if edited:
+            changes.append(f"{path.name}: nbgrader metadata version of {len(edited)} cell(s) restored")
+        seen: set[str] = set()
+        copies = []
+        for cell in reversed(cells):  # the last copy of an id is the one graded (as in nbgrader)
+            gid = cell["metadata"]["nbgrader"].get("grade_id")
+            if gid in seen or not gid:
+                copies.append(cell)
+            seen.add(gid)
+        for cell in copies:
+            del cell["metadata"]["nbgrader"]
+        if copies:
+            changes.append(f"{path.name}: {len(copies)} copied or id-less grade cell(s) demoted to ordinary cells")
+        if edited or copies:
+            text = json.dumps(nb, ensure_ascii=False)
+        if changes:
             path.with_suffix(".ipynb.orig").write_bytes(raw)
-            path.write_text(raw.decode("cp1252", errors="replace"), encoding="utf-8")
-            repaired.append(path.name)
+            path.write_text(text, encoding="utf-8")
+            repaired += changes
     return repaired
 
 
-def autograde_each(root: Path, assignment: str, students: list[str], sandbox: bool, timeout: int = 900) -> dict[str, str]:
-    """Autograde every student in its own nbgrader process (and sandboxed kernel).
+def autograde_each(root: Path, assignment: str, students: list[str], sandbox: bool, timeout: int = 900, jobs: int = 1) -> dict[str, str]:
+    """Autograde every student in its own process (and sandboxed kernel), ``jobs`` at a time.
 
     Returns:
         ``{student: problem}`` for submissions nbgrader could not grade (e.g. invalid JSON);
@@ -86,49 +111,55 @@ def autograde_each(root: Path, assignment: str, students: list[str], sandbox: bo
     """
     from . import sandbox as sb
 
-    problems = {}
-    base = Path(tempfile.mkdtemp(prefix="fsl-grading-", dir="/run" if os.path.isdir("/run") and os.access("/run", os.W_OK) else None))
+    run_dir = "/run" if os.path.isdir("/run") and os.access("/run", os.W_OK) else None
+    base = Path(tempfile.mkdtemp(prefix="fsl-grading-", dir=run_dir))
+    os.chmod(base, 0o711)
+    kernel_threads = str(max(1, (os.cpu_count() or 1) // max(1, jobs)))
     try:
-        args, env = [], {}
+        common_args, common_env = [], {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+                                       "FSL_COURSE_ROOT": str(root), "OMP_NUM_THREADS": kernel_threads}
         if sandbox:
-            os.chmod(base, 0o711)
             sb.write_kernelspec(base / "jupyter")
-            ipc = base / "ipc"
-            ipc.mkdir(mode=0o1777)
-            os.chmod(ipc, 0o1777)
-            args = [f"--Execute.kernel_name={sb.KERNEL_NAME}", "--KernelManager.transport=ipc", f"--KernelManager.ip={ipc}/kernel"]
-            env = {"JUPYTER_PATH": str(base / "jupyter"), "FSL_SANDBOX_BASE": str(base)}
-        for student in students:
-            for name in normalize_encoding(root / "grading" / "submitted" / student / assignment):
-                print(f"{student}: {name} was not UTF-8; re-encoded (original kept as {name}.orig)")
-            try:
-                proc = subprocess.run(
-                    [sys.executable, "-m", "nbgrader", "autograde", assignment, f"--student={student}", "--force", *args],
-                    cwd=root, env={**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-                                   "FSL_COURSE_ROOT": str(root), **env},
-                    text=True, capture_output=True, timeout=timeout, start_new_session=True,
-                )
-                sys.stderr.write(proc.stderr[-5000:])
-                if proc.returncode != 0:
-                    lines = [l for l in proc.stderr.splitlines() if "ERROR" in l or "Error" in l]
-                    problems[student] = (lines[-1] if lines else f"nbgrader exit {proc.returncode}")[-300:]
-            except subprocess.TimeoutExpired:
-                problems[student] = f"grading took longer than {timeout} s and was stopped"
-            finally:
-                _kill_leftovers(str(base))
-                shutil.rmtree(base / "work", ignore_errors=True)
+            common_args = [f"--Execute.kernel_name={sb.KERNEL_NAME}", "--KernelManager.transport=ipc"]
+            common_env["JUPYTER_PATH"] = str(base / "jupyter")
+        jobs_spec = []
+        for i, student in enumerate(students):
+            for note in repair_submission(root / "grading" / "submitted" / student / assignment):
+                print(f"{student}: {note} (original kept as .orig)")
+            own = base / f"s{i}"  # this submission's sockets, runtime files and kernel folder
+            (own / "ipc").mkdir(parents=True)
+            os.chmod(own, 0o711)
+            os.chmod(own / "ipc", 0o1777)
+            args = list(common_args) + ([f"--KernelManager.ip={own}/ipc/kernel"] if sandbox else [])
+            env = {**common_env, "FSL_SANDBOX_BASE": str(own), "JUPYTER_RUNTIME_DIR": str(own / "runtime")}
+            jobs_spec.append({"id": student, "args": args, "env": env, "marker": str(own), "log": str(base / f"s{i}.log")})
+        spec = base / "batch.json"
+        spec.write_text(json.dumps({"root": str(root), "assignment": assignment, "timeout": timeout, "jobs": jobs, "students": jobs_spec}))
+        proc = subprocess.run([sys.executable, "-m", "fsl_utils.grading.batch", str(spec)], cwd=root, text=True, capture_output=True,
+                              env={**os.environ, **common_env})
+        for job in jobs_spec:
+            log = Path(job["log"])
+            if log.is_file():
+                sys.stderr.write(f"--- autograde {job['id']}\n" + log.read_text(errors="replace")[-3000:])
+        if proc.returncode != 0 or not proc.stdout.strip():
+            raise RuntimeError(f"the grading batch failed (exit {proc.returncode}): {proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
     finally:
-        _kill_leftovers(str(base))
+        from .batch import kill_marked
+
+        kill_marked(str(base))
         shutil.rmtree(base, ignore_errors=True)
-    return problems
 
 
-def grade(root: Path, assignment: str, csv: Path | None = None, sandbox: bool | None = None) -> Path:
+def grade(root: Path, assignment: str, csv: Path | None = None, sandbox: bool | None = None, jobs: int | None = None,
+          timeout: int = 900) -> Path:
     """Autograde, write feedback and export grades for every submission of ``assignment``.
 
     Args:
         sandbox: run each kernel isolated (:mod:`.sandbox`); default: when this machine
             can (Linux, root).
+        jobs: submissions graded at the same time (default ``$FSL_GRADING_JOBS`` or 1).
+        timeout: wall-clock seconds allowed per submission.
     """
     from . import sandbox as sb
 
@@ -145,8 +176,9 @@ def grade(root: Path, assignment: str, csv: Path | None = None, sandbox: bool | 
         release(root, assignment, Path(tmp))  # puts the assignment and its grade cells in the gradebook
     start = time.perf_counter()
     students = [p.parent.name for p in submitted]
-    problems = autograde_each(root, assignment, students, sandbox)
-    print(f"autograded {len(students)} submission(s) in {time.perf_counter() - start:.0f} s" + (" (sandboxed)" if sandbox else ""))
+    jobs = jobs or int(os.environ.get("FSL_GRADING_JOBS", "1"))
+    problems = autograde_each(root, assignment, students, sandbox, timeout=timeout, jobs=jobs)
+    print(f"autograded {len(students)} submission(s) in {time.perf_counter() - start:.0f} s, {jobs} at a time" + (" (sandboxed)" if sandbox else ""))
     for student, problem in problems.items():
         print(f"NOT GRADED {student}: {problem}")
     (root / "grading" / "not_graded.json").write_text(json.dumps(problems, indent=1))
@@ -163,12 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("assignment", help="assignment id, e.g. protonet")
     parser.add_argument("--root", type=Path, default=None, help="course directory (default: found from the current folder)")
     parser.add_argument("--no-sandbox", action="store_true", help="run student code unisolated (machines without Linux/root)")
+    parser.add_argument("--jobs", type=int, default=None, help="submissions graded at the same time (default $FSL_GRADING_JOBS or 1)")
+    parser.add_argument("--timeout", type=int, default=900, help="wall-clock seconds per submission (default 900)")
     args = parser.parse_args(argv)
     root = (args.root or course_root()).resolve()
     if args.command == "release":
         print(f"release: {release(root, args.assignment)}")
     else:
-        grade(root, args.assignment, sandbox=False if args.no_sandbox else None)
+        grade(root, args.assignment, sandbox=False if args.no_sandbox else None, jobs=args.jobs, timeout=args.timeout)
     return 0
 
 

@@ -1,16 +1,21 @@
-"""An isolated Jupyter kernel for autograding: ``python -m fsl_utils.grading.sandbox CONN``.
+"""An isolated Jupyter kernel for autograding: ``python .../fsl_utils/grading/sandbox.py CONN``.
 
 Used as the argv of the ``fsl-sandbox`` kernelspec written by :func:`write_kernelspec`.
 Started by nbgrader (as root) in the submission's autograded folder, it
 
-1. copies that folder into a fresh private working directory (the student's writes never
-   reach the course), with the assignment's hidden tests beside it;
+1. copies that folder (without notebooks) into a fresh private working directory, so the
+   student's writes never reach the course;
 2. enters new mount and network namespaces: no network interface is up (the kernel talks
-   to nbgrader over Unix sockets), and ``solutions/``, ``grading/`` (gradebook, other
-   students, submissions), ``/tmp``, ``/var/tmp`` and ``/dev/shm`` are replaced by empty
-   tmpfs mounts; the dataset cache is bind-mounted read-only;
-3. sets resource limits (address space, CPU seconds, file size, processes);
-4. drops to the unprivileged user ``nobody`` and execs ``ipykernel``.
+   to nbgrader over Unix sockets); the course directory (sources, hidden tests, ``.git``,
+   gradebook, other students' submissions) and the repository of ``fsl_utils`` are replaced
+   by empty tmpfs mounts holding only the Python environment and the ``fsl_utils``
+   package; ``/tmp``, ``/var/tmp``, ``/dev/shm`` and Jupyter's runtime folder are empty
+   tmpfs mounts; the dataset cache is bind-mounted read-only. Hidden tests are not needed
+   in the kernel: the grader runs them (:mod:`.remote`);
+3. forks: the kernel is process 1 of a new PID namespace (it sees no other process, and
+   every process it starts dies with it) under a supervisor that stays outside;
+4. sets resource limits (address space, CPU seconds, file size, processes);
+5. drops to the unprivileged user ``nobody`` and execs ``ipykernel``.
 
 Requires Linux and root (CI and the instructor's grading machine); :func:`available` says
 whether this machine can do it.
@@ -23,11 +28,14 @@ import json
 import os
 import resource
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
-CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
+CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWPID = 0x00020000, 0x40000000, 0x20000000
+PR_SET_PDEATHSIG = 1
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
 NOBODY = 65534
 KERNEL_NAME = "fsl-sandbox"
@@ -43,7 +51,7 @@ def write_kernelspec(folder: Path) -> Path:
     """Write ``<folder>/kernels/fsl-sandbox/kernel.json``; put ``folder`` on ``JUPYTER_PATH``."""
     spec = folder / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "fsl_utils.grading.sandbox", "{connection_file}"]
+    argv = [sys.executable, str(Path(__file__).resolve()), "{connection_file}"]  # a script: no torch import here
     (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "Python (grading sandbox)", "language": "python"}))
     return spec
 
@@ -82,20 +90,16 @@ def _limits() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def prepare(connection_file: Path, submission: Path, course: Path, base: Path) -> tuple[Path, Path]:
-    """Copy the submission, connection file and hidden tests into a private folder.
+def prepare(connection_file: Path, submission: Path, base: Path) -> tuple[Path, Path]:
+    """Copy the submission (without notebooks) and the connection file into a private folder.
 
     Returns:
         (working directory of the kernel, its connection file).
     """
     base.mkdir(parents=True, exist_ok=True)
+    os.chmod(base, 0o711)  # kernels (all user nobody) cannot list each other's folders
     work = Path(tempfile.mkdtemp(prefix="kernel-", dir=base))
     shutil.copytree(submission, work / "submission", ignore=shutil.ignore_patterns("*.ipynb"))
-    assignment = submission.name
-    hidden = course / "solutions" / assignment / "hidden_tests.py"
-    if hidden.is_file():
-        (work / "course" / "solutions" / assignment).mkdir(parents=True)
-        shutil.copy(hidden, work / "course" / "solutions" / assignment / "hidden_tests.py")
     conn = work / "connection.json"
     shutil.copy(connection_file, conn)
     (work / "cache").mkdir()
@@ -104,49 +108,70 @@ def prepare(connection_file: Path, submission: Path, course: Path, base: Path) -
     return work, conn
 
 
-def isolate(work: Path, course: Path, hide: list[Path]) -> None:
-    """New mount + network namespaces; hide paths; read-only dataset cache in ``work/cache``."""
-    from fsl_utils.data.paths import cache_dir
-
+def isolate(work: Path, hide: list[Path], trees: list[Path]) -> None:
+    """New mount + network namespaces; a read-only dataset cache in ``work/cache``; every
+    path in ``hide`` replaced by an empty tmpfs; every folder in ``trees`` (the course, the
+    repository of ``fsl_utils``) replaced by an empty tmpfs into which only what the kernel
+    needs (:func:`_needed_paths`) is bind-mounted back."""
     libc = _libc()
-    _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
+    _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID), "unshare")
     _mount(libc, "none", "/", None, MS_REC | MS_PRIVATE)
-    cache = cache_dir()
+    cache = _cache_dir()
     if cache.is_dir():
         _mount(libc, str(cache), str(work / "cache"), None, MS_BIND)
         _mount(libc, str(cache), str(work / "cache"), None, MS_BIND | MS_REMOUNT | MS_RDONLY)
     for path in hide:
-        if path.is_dir() and not str(work).startswith(str(path) + os.sep):
+        if path.is_dir() and not _inside(work, path):
             _mount(libc, "tmpfs", str(path), "tmpfs", 0, "size=64m,mode=1777")
-    _expose(libc, work, _needed_paths())
+    needed = _needed_paths()
+    covered: dict[Path, list[Path]] = {}
+    for tree in dict.fromkeys(t.resolve() for t in trees):
+        if tree.is_dir() and tree != Path("/") and not _inside(work, tree) and not any(_inside(tree, t) or _inside(t, tree) for t in covered):
+            covered[tree] = [p for p in needed if _inside(p, tree)]
+    for path in needed:  # private ancestors (e.g. /root, 0700, where pyenv installs Python)
+        for ancestor in reversed(path.parents):
+            if ancestor != Path("/") and not ancestor.stat().st_mode & 0o001 and not any(_inside(ancestor, t) for t in covered):
+                covered.setdefault(ancestor, []).append(path)
+                break
+    _cover(libc, work, covered)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _package() -> Path:
+    """The ``fsl_utils`` folder (found from this file: importing the package loads torch)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def _cache_dir() -> Path:
+    """``fsl_utils.data.cache_dir()``, loaded from its file for the same reason."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_fsl_paths", _package() / "data" / "paths.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.cache_dir()
 
 
 def _needed_paths() -> list[Path]:
-    """What the kernel must read: the Python installation, the environment, the course package."""
-    import fsl_utils
-
-    return [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(fsl_utils.__file__).resolve().parents[1]]
+    """What the kernel must read: the Python installation, the environment, the package."""
+    return [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), _package()]
 
 
-def _expose(libc: ctypes.CDLL, work: Path, needed: list[Path]) -> None:
-    """Make ``needed`` reachable for ``nobody`` when an ancestor is private (e.g. ``/root`` 0700,
-    where pyenv installs Python): the ancestor is covered by an empty tmpfs into which only the
-    needed folders are bind-mounted, so nothing else of it becomes visible."""
-    blocked: dict[Path, list[Path]] = {}
-    for path in needed:
-        for ancestor in reversed(path.parents):
-            if ancestor != Path("/") and not ancestor.stat().st_mode & 0o001:
-                blocked.setdefault(ancestor, []).append(path)
-                break
-    for i, (ancestor, paths) in enumerate(blocked.items()):
+def _cover(libc: ctypes.CDLL, work: Path, covered: dict[Path, list[Path]]) -> None:
+    """Replace each folder by an empty tmpfs holding bind mounts of only the listed paths
+    inside it, so nothing else of the folder is visible."""
+    for i, (folder, paths) in enumerate(covered.items()):
         staging = work / f".stage{i}"
         staging.mkdir()
-        _mount(libc, str(ancestor), str(staging), None, MS_BIND | MS_REC)
-        _mount(libc, "tmpfs", str(ancestor), "tmpfs", 0, "size=1m,mode=0755")
+        _mount(libc, str(folder), str(staging), None, MS_BIND | MS_REC)
+        _mount(libc, "tmpfs", str(folder), "tmpfs", 0, "size=1m,mode=0755")
         for path in paths:
-            target = ancestor / path.relative_to(ancestor)
+            target = folder / path.relative_to(folder)
             target.mkdir(parents=True, exist_ok=True)
-            _mount(libc, str(staging / path.relative_to(ancestor)), str(target), None, MS_BIND | MS_REC)
+            _mount(libc, str(staging / path.relative_to(folder)), str(target), None, MS_BIND | MS_REC)
         _check(libc.umount2(str(staging).encode(), 2), f"umount {staging}")  # MNT_DETACH
         staging.rmdir()
 
@@ -157,9 +182,18 @@ def main(argv: list[str] | None = None) -> None:
     submission = Path.cwd()
     course = Path(os.environ.get("FSL_COURSE_ROOT") or submission.parents[3])
     base = Path(os.environ.get("FSL_SANDBOX_BASE") or tempfile.gettempdir()) / "work"
-    work, conn = prepare(connection_file, submission, course, base)
-    hide = [course / "solutions", course / "grading", connection_file.parent, Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")]
-    isolate(work, course, [p for p in hide if not str(base).startswith(str(p) + os.sep)])
+    work, conn = prepare(connection_file, submission, base)
+
+    hide = [connection_file.parent, Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")]
+    grading_folder = base.parent  # kernel sockets and this kernel's work folder
+    if grading_folder.parent != Path("/"):  # e.g. /run: other grading runs' folders, services
+        hide += [p for p in grading_folder.parent.iterdir() if p.is_dir() and not p.is_symlink() and p != grading_folder]
+    isolate(work, hide, trees=[course, _package().parent])
+    pid = os.fork()  # the child is process 1 of the new PID namespace
+    if pid:
+        _supervise(pid)
+    libc = _libc()
+    _mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # only this namespace's processes
     _limits()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "JUPYTER_"))}
     env.update(HOME=str(work), FSL_CACHE_DIR=str(work / "cache"), FSL_COURSE_ROOT=str(work / "course"),
@@ -167,8 +201,29 @@ def main(argv: list[str] | None = None) -> None:
     os.setgroups([])
     os.setgid(NOBODY)
     os.setuid(NOBODY)
+    _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")  # dies with the supervisor
     os.chdir(work / "submission")
     os.execve(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", str(conn), "--HistoryManager.hist_file=:memory:"], env)
+
+
+def _supervise(pid: int) -> None:
+    """The kernel's parent (root, outside the namespace): wait for it and exit like it.
+
+    Jupyter signals the whole process group: SIGINT (interrupt) reaches the kernel
+    directly, so it is ignored here; SIGTERM/SIGKILL end this process, and the kernel
+    dies with it (``PR_SET_PDEATHSIG``), and with the kernel every process it started
+    (the end of a PID namespace's process 1 kills the namespace).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except ChildProcessError:
+            os._exit(0)
+        except InterruptedError:
+            continue
+    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
 
 
 if __name__ == "__main__":

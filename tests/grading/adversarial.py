@@ -32,6 +32,7 @@ CASES: dict[str, tuple[float, str]] = {
     "duplicated_grade_id": (20.0, "a test cell copied (duplicate grade_id): batch grading still works"),
     "test_to_markdown": (20.0, "hidden test cell turned into markdown: restored as code and run"),
     "points_edited": (20.0, "test cell metadata claims 100 points: restored to its real points"),
+    "metadata_schema_edited": (20.0, "nbgrader schema_version edited (stops a plain nbgrader batch): repaired, graded normally"),
     "tests_moved_to_end": (20.0, "cells reordered (tests after all answers)"),
     "patched_allclose": (0.0, "torch.allclose replaced to always pass: tampering fails every test"),
     "patched_numpy_testing": (0.0, "numpy.testing.assert_allclose replaced: tampering fails every test"),
@@ -42,7 +43,10 @@ CASES: dict[str, tuple[float, str]] = {
     "infinite_loop": (20.0, "an infinite loop after the definitions: interrupted at the cell timeout"),
     "memory_bomb": (20.0, "allocating 50 GiB: MemoryError under the sandbox's memory limit"),
     "network": (20.0, "connecting to a server on the grading machine: no network in the sandbox"),
-    "read_secrets": (20.0, "reading the source notebook, gradebook and hidden tests and printing them"),
+    "read_secrets": (20.0, "reading the source notebook, gradebook and hidden tests (course, repository, .git) and printing them"),
+    "search_filesystem": (20.0, "searching the whole file system for hidden tests, sources and gradebooks: none is visible"),
+    "signal_grader": (20.0, "killing the grader (parent process) and init: not permitted"),
+    "hang_in_hidden_test": (float(20 - 3), "an answer that hangs only on the hidden test's input: that test times out, the rest is graded"),
     "write_elsewhere": (20.0, "writing into solutions/, the gradebook and other students' folders"),
     "oversized_weights": (16.0, "a 3 MB protonet.pt: weights tests fail"),
     "pickled_code_weights": (16.0, "protonet.pt with pickled code: refused by weights_only=True, never run"),
@@ -87,6 +91,11 @@ def build(kind: str, release: Path, answers: dict[str, str], weights: Path, fold
         for cell in nb["cells"]:
             if grade_id(cell) == "test_prototypes_visible":
                 cell["metadata"]["nbgrader"]["points"] = 100
+    elif kind == "metadata_schema_edited":
+        nb = fill_solutions(release, answers)
+        for cell in nb["cells"]:
+            if grade_id(cell) in ("test_prototypes_visible", "compute_prototypes"):
+                cell["metadata"]["nbgrader"]["schema_version"] = 1
     elif kind == "tests_moved_to_end":
         nb = fill_solutions(release, answers)
         tests = [c for c in nb["cells"] if (grade_id(c) or "").startswith("test_") and "weights" not in grade_id(c)]
@@ -113,14 +122,40 @@ def build(kind: str, release: Path, answers: dict[str, str], weights: Path, fold
         code = f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=3).sendall(b'leak')\nexcept OSError as err:\n    print('no network:', err)"
         nb = fill_solutions(release, _answers_with(answers, "compute_prototypes", code))
     elif kind == "read_secrets":
-        course = env["FSL_TEST_COURSE"]
+        course, repo = env["FSL_TEST_COURSE"], env["FSL_TEST_REPO"]
         code = (
             "import glob\n"
             f"for name in glob.glob('{course}/solutions/*/*') + glob.glob('{course}/grading/**', recursive=True)"
-            " + glob.glob(os.environ.get('FSL_COURSE_ROOT', '.') + '/solutions/*/*'):\n"
-            "    try:\n        print(open(name, errors='replace').read())\n    except OSError as err:\n        print('denied', name, err)"
+            f" + glob.glob('{repo}/solutions/*/*') + glob.glob('{repo}/.git/*') + glob.glob('{repo}/grading/**', recursive=True)"
+            " + glob.glob(os.environ.get('FSL_COURSE_ROOT', '.') + '/solutions/*/*') + glob.glob('../../*/*/*'):\n"
+            "    try:\n        print('FOUND', name, open(name, 'rb').read()[:2000])\n    except OSError as err:\n        print('denied', name, err)"
         )
         nb = fill_solutions(release, _answers_with(answers, "compute_prototypes", code))
+    elif kind == "search_filesystem":
+        code = (
+            "import os as _os\n"
+            "_skip = {'proc', 'sys', 'dev', 'usr', 'lib', 'lib64', 'bin', 'sbin', 'etc', 'var', 'snap', 'boot', '.library',\n"
+            "         'site-packages', '.venv', '.pyenv', 'images_background', 'images_evaluation', 'node_modules'}\n"
+            "_wanted = {'hidden_tests.py', 'gradebook.db', 'nbgrader_config.py', 'protonet.ipynb', 'protonet.pt'}\n"
+            "for _dir, _subdirs, _files in _os.walk('/'):\n"
+            "    _subdirs[:] = [d for d in _subdirs if d not in _skip]\n"
+            "    if _dir.endswith('.git') or _wanted.intersection(_files) and not _dir.startswith(_os.getcwd()):\n"
+            "        print('FOUND', _dir, sorted(_wanted.intersection(_files)))"
+        )
+        nb = fill_solutions(release, _answers_with(answers, "compute_prototypes", code))
+    elif kind == "signal_grader":
+        code = (
+            "import signal\n"
+            "for _pid in (os.getppid(), 1):\n"
+            "    try:\n        os.kill(_pid, signal.SIGKILL)\n        print('FOUND killed', _pid)\n"
+            "    except OSError as err:\n        print('denied', _pid, err)"
+        )
+        nb = fill_solutions(release, _answers_with(answers, "compute_prototypes", code))
+    elif kind == "hang_in_hidden_test":
+        hang = answers["compute_prototypes"].replace(
+            '    """\n', '    """\n    if embeddings.dtype == torch.float64:  # only a hidden test uses float64\n        while True:\n            pass\n', 1)
+        assert hang != answers["compute_prototypes"]
+        nb = fill_solutions(release, {**answers, "compute_prototypes": hang})
     elif kind == "write_elsewhere":
         course = env["FSL_TEST_COURSE"]
         targets = [f"{course}/solutions/protonet/hidden_tests.py", f"{course}/grading/gradebook.db",

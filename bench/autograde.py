@@ -1,0 +1,87 @@
+"""Seconds to autograde ProtoNet homework submissions with the hardened pipeline (what
+``make grade`` runs: one process and one sandboxed kernel per submission, hidden tests in
+the grader, feedback, grades.csv).
+
+Each size builds a temporary copy of the course, submits N copies of a correct submission
+(the release filled with the reference answers, plus the reference weights) and times
+``fsl_utils.grading.pipeline.grade``: wall seconds and CPU seconds of this process and its
+children (nbgrader, kernels). On a shared machine the CPU seconds are the stable figure;
+``quiet_wall_estimate`` divides them by the cores in use. Target: <= 20 s per submission.
+
+Usage: ``python bench/autograde.py [--sizes 1 30] [--jobs 1] [--no-sandbox]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from _common import write_results
+from fsl_utils.grading.notebook import fill_solutions, solution_sources
+from fsl_utils.grading.pipeline import grade, release
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENT = "protonet"
+
+
+def _cpu() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measure(n: int, jobs: int, sandbox: bool) -> dict:
+    """Grade ``n`` correct submissions in a fresh temporary course; time it."""
+    with tempfile.TemporaryDirectory(prefix="fsl-bench-autograde-") as tmp:
+        root = Path(tmp)
+        shutil.copy(ROOT / "nbgrader_config.py", root)
+        shutil.copytree(ROOT / "solutions" / ASSIGNMENT, root / "solutions" / ASSIGNMENT, ignore=shutil.ignore_patterns("__pycache__"))
+        released = release(root, ASSIGNMENT) / "protonet.ipynb"
+        notebook = json.dumps(fill_solutions(released, solution_sources(ROOT / "solutions" / ASSIGNMENT / "protonet.ipynb")))
+        for i in range(n):
+            folder = root / "grading" / "submitted" / f"student{i:03d}" / ASSIGNMENT
+            folder.mkdir(parents=True)
+            (folder / "protonet.ipynb").write_text(notebook, encoding="utf-8")
+            shutil.copy(ROOT / "solutions" / ASSIGNMENT / "protonet.pt", folder / "protonet.pt")
+        start, cpu = time.perf_counter(), _cpu()
+        grade(root, ASSIGNMENT, sandbox=sandbox, jobs=jobs)
+        wall, cpu = time.perf_counter() - start, _cpu() - cpu
+        with open(root / "grading" / "grades.csv", newline="") as f:
+            scores = [float(row["raw_score"]) for row in csv.DictReader(f)]
+    cores = min(jobs, os.cpu_count() or 1)
+    out = {
+        "submissions": n, "jobs": jobs, "sandbox": sandbox, "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+        "wall_per_submission": round(wall / n, 1), "cpu_per_submission": round(cpu / n, 1),
+        "quiet_wall_estimate_per_submission": round(cpu / n / cores, 1), "all_full_marks": scores == [20.0] * n,
+    }
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 30], help="numbers of submissions to grade")
+    parser.add_argument("--jobs", type=int, default=1, help="submissions graded at the same time")
+    parser.add_argument("--no-sandbox", action="store_true", help="grade without the sandbox (machines without Linux/root)")
+    parser.add_argument("--name", default="autograde", help="results file stem")
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    runs = [measure(n, args.jobs, not args.no_sandbox) for n in args.sizes]
+    path = write_results(args.name, {
+        "what": "autograding ProtoNet homework submissions end to end (make grade: sandboxed kernel per submission, hidden tests in the grader, feedback, grades.csv), "
+                "including one gradebook sync, generate_feedback and export per batch",
+        "target_seconds_per_submission": 20,
+        "load_average_at_start": round(load, 1),
+        "runs": runs,
+    })
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""Smoke tests of the homework's benchmarks with tiny arguments (the figures come from
+running the scripts for real; bench/results/*.json)."""
+
+from __future__ import annotations
+
+
+def test_protonet_bench_smoke(run_bench):
+    out = run_bench("protonet.py", "--cpu-budget", "3", "--way", "5", "--episodes", "20", "--warmup", "1", timeout=1800)
+    assert out["train_steps"] >= 1 and out["cpu_budget_seconds"] == 3
+    for setting in ("5w1s", "5w5s", "20w1s", "20w5s"):
+        acc = out["accuracy"][setting]
+        assert 0 <= acc["mean"] <= 100 and acc["episodes"] == 20 and acc["paper"] > 95
+    assert set(out["hidden_test_episodes"]) == {"5w5s", "5w1s", "floors"}
+
+
+def test_autograde_bench_smoke(run_bench):
+    out = run_bench("autograde.py", "--sizes", "1", timeout=1800)
+    (run,) = out["runs"]
+    assert run["submissions"] == 1 and run["all_full_marks"], run
+    assert run["wall_seconds"] > 0 and run["cpu_seconds"] > 0

@@ -1,0 +1,101 @@
+"""Hidden tests run in the grader against the student's kernel (fsl_utils.grading.remote).
+
+The kernel is simulated in-process here (the real one is exercised by the pipeline tests):
+each request cell is parsed and answered by ``serve`` on a notebook namespace, so every
+verdict of the remote path can be compared with the local one.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fsl_utils.grading import HiddenTestError, LocalProbe
+from fsl_utils.grading.execute import hidden_calls
+from fsl_utils.grading.hidden import run_check
+from fsl_utils.grading.remote import MIME, KernelError, NoAnswer, RemoteProbe, pack, serve, unpack
+
+_spec = importlib.util.spec_from_file_location("grading_test_hidden", Path(__file__).parent / "test_grading_hidden.py")
+hidden_tests_module = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hidden_tests_module)
+namespace, HIDDEN, CODE_TESTS = hidden_tests_module.namespace, hidden_tests_module.HIDDEN, hidden_tests_module.CODE_TESTS
+
+
+def fake_kernel(ns: dict):
+    """``execute(code)`` for RemoteProbe: answers request cells with ``serve`` on ``ns``."""
+
+    def execute(code: str) -> list[dict]:
+        call = ast.parse(code).body[0].value
+        assert isinstance(call, ast.Call) and call.func.attr == "serve"
+        outputs: list[dict] = []
+        serve(ns, call.args[1].value, emit=lambda data: outputs.append({"output_type": "display_data", "data": data}))
+        return outputs
+
+    return execute
+
+
+def test_pack_roundtrip_never_pickles():
+    value = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": [1, 2.5, None, "x"], "c": {"d": np.zeros(0, np.int64)}}
+    back = unpack(pack(value))
+    assert np.array_equal(back["a"], value["a"]) and back["a"].dtype == np.float32
+    assert back["b"] == [1, 2.5, None, "x"] and back["c"]["d"].shape == (0,)
+    with pytest.raises(ValueError):
+        unpack(pack({"x": np.array([object()], dtype=object)}))
+
+
+@pytest.mark.parametrize("test", CODE_TESTS)
+def test_reference_passes_remotely(test):
+    run_check(HIDDEN, test, RemoteProbe(fake_kernel(namespace())))
+
+
+@pytest.mark.parametrize("mutant", sorted(hidden_tests_module.MESSAGES))
+def test_mistakes_fail_remotely_with_the_same_message(mutant):
+    failing, message = hidden_tests_module.MESSAGES[mutant]
+    ns = namespace(mutant)
+    with pytest.raises(HiddenTestError, match=message) as remote:
+        run_check(HIDDEN, failing, RemoteProbe(fake_kernel(ns)))
+    with pytest.raises(HiddenTestError) as local:
+        run_check(HIDDEN, failing, LocalProbe(ns))
+    assert str(remote.value) == str(local.value)
+
+
+def test_student_exception_is_reported_with_its_own_lines():
+    ns = namespace()
+    hidden_tests_module.run_cell("def compute_prototypes(embeddings, labels, n_way):\n    raise ValueError('oops')\n", ns)
+    with pytest.raises(HiddenTestError, match="your code raised ValueError: oops") as info:
+        run_check(HIDDEN, "prototypes", RemoteProbe(fake_kernel(ns)))
+    assert "raise ValueError" in str(info.value) and "hidden_tests" not in str(info.value)
+
+
+def test_borrowing_and_tampering_are_reported_remotely(monkeypatch):
+    ns = namespace()
+    exec("def compute_prototypes(embeddings, labels, n_way):\n    from easyfsl.methods.utils import compute_prototypes as cp\n    return cp(embeddings, labels)\n", ns)
+    with pytest.raises(HiddenTestError, match="your own code"):
+        run_check(HIDDEN, "prototypes", RemoteProbe(fake_kernel(ns)))
+    import torch
+
+    monkeypatch.setattr(torch, "allclose", lambda *a, **k: True)
+    with pytest.raises(HiddenTestError, match="torch.allclose"):
+        run_check(HIDDEN, "environment", RemoteProbe(fake_kernel(namespace())))
+
+
+def test_missing_or_garbled_answers_fail_the_test():
+    with pytest.raises(NoAnswer, match="time limit"):
+        RemoteProbe(lambda code: [{"output_type": "error", "ename": "CellTimeoutError", "evalue": ""}]).tampering()
+    with pytest.raises(NoAnswer, match="NameError"):
+        RemoteProbe(lambda code: [{"output_type": "error", "ename": "NameError", "evalue": "serve"}]).tampering()
+    with pytest.raises(NoAnswer, match="could not be read"):
+        RemoteProbe(lambda code: [{"output_type": "display_data", "data": {MIME: "{not json"}}]).tampering()
+    with pytest.raises(KernelError, match="SystemExit"):
+        RemoteProbe(lambda code: [{"output_type": "display_data", "data": {MIME: pack({"error": {"type": "SystemExit", "message": "0"}})}}]).has("x")
+
+
+def test_hidden_calls_are_recognised():
+    cell = 'x = 1\n### BEGIN HIDDEN TESTS\nfrom fsl_utils.grading import run_hidden_test\nrun_hidden_test("protonet", "loss", globals())\n### END HIDDEN TESTS\n'
+    assert hidden_calls(cell) == [("protonet", "loss")]
+    assert hidden_calls("assert True") is None
+    assert hidden_calls(cell.replace("run_hidden_test(", "assert 1 == 1\nrun_hidden_test(")) is None  # other hidden code: kernel
