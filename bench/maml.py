@@ -120,11 +120,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1, help="query examples per class in training tasks")
     parser.add_argument("--hidden", type=int, default=64, help="filters per conv block")
     parser.add_argument("--lr", type=float, default=3e-3, help="Adam meta learning rate (cosine-decayed)")
+    parser.add_argument("--methods", nargs="+", choices=["MAML", "FOMAML"], default=["MAML", "FOMAML"])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these tiny convs on a busy CPU)")
     parser.add_argument("--eval-episodes", type=int, default=600)
     parser.add_argument("--curve-episodes", type=int, default=100)
     parser.add_argument("--cost-repeats", type=int, default=3)
-    parser.add_argument("--cost-shots", type=int, nargs="+", default=[1, 5])
+    parser.add_argument("--cost-shots", type=int, nargs="*", default=[1, 5], help="none: skip the cost table")
     parser.add_argument("--cost-inner-steps", type=int, nargs="+", default=[1, 5])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -140,6 +141,8 @@ def main() -> None:
     train_set, test_set = load_omniglot("vinyals/trainval"), load_omniglot("vinyals/test")
     accuracy, training, curves = {}, {}, {}
     for name, fo in (("MAML", False), ("FOMAML", True)):
+        if name not in args.methods:
+            continue
         maml, cpu_s, train_accs = train(fo, args, train_set)
         training[name] = {"meta_steps": args.steps, "meta_batch": args.meta_batch, "queries_per_class": args.queries,
                           "hidden": args.hidden, "lr": args.lr, "threads": args.threads, "cpu_s": round(cpu_s, 1),
