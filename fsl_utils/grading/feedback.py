@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool
 
 BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -47,6 +48,9 @@ def secret_lines(texts: list[str], min_length: int = 25) -> set[str]:
 
 class SanitizeFeedback(Preprocessor):
     """Remove hidden test code and tracebacks from a notebook before it becomes feedback."""
+
+    #: nbconvert skips preprocessors that are not enabled (its default is False).
+    enabled = Bool(True).tag(config=True)
 
     def preprocess(self, nb: Any, resources: dict) -> tuple[Any, dict]:
         hidden: list[str] = []

@@ -122,7 +122,7 @@ def build_and_grade(root: Path) -> dict[str, Any]:
         expected[name] = cases.expected_score(failing)
 
     listener = _Listener()
-    env = {"FSL_TEST_PORT": str(listener.port), "FSL_TEST_COURSE": str(root), "FSL_TEST_REPO": str(cases.ROOT)}
+    env = {"FSL_TEST_PORT": str(listener.port), "FSL_TEST_COURSE": str(root), "FSL_TEST_REPO": str(cases.ROOT), "FSL_TEST_GRADER_PID": str(os.getpid())}
     answers = cases.answers()
     for kind, (score, _) in adversarial.CASES.items():
         adversarial.build(kind, released, answers, cases.WEIGHTS, root / "grading" / "submitted" / kind / ASSIGNMENT, env)
