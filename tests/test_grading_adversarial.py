@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -66,9 +68,19 @@ def test_secrets_are_not_even_readable(graded_course):
     """The kernel sees no source notebook, hidden tests, gradebook, .git, other submission
     or process outside its own namespace (its outputs report only denials)."""
     root = graded_course["root"]
-    for kind in ("read_secrets", "search_filesystem", "signal_grader", "write_elsewhere"):
+    for kind in ("read_secrets", "signal_grader", "write_elsewhere"):
         outputs = _outputs(root, kind)
         assert "FOUND" not in outputs, f"{kind}: {outputs[outputs.find('FOUND'):][:300]}"
+    # The search walks the whole file system. The sandbox hides the graded course, the repository of
+    # fsl_utils, temporary folders and other grading runs; another copy of the course elsewhere on the
+    # machine (e.g. a second checkout) is the instructor's to protect (docs/instructors.md), so found
+    # folders fail the test only inside what the sandbox promises to hide.
+    outputs = _outputs(root, "search_filesystem")
+    assert "SEARCHED the file system" in outputs, "the file-system search did not run to its end"
+    protected = [Path(root).resolve(), cases.ROOT, Path(tempfile.gettempdir()).resolve(), Path("/run")]
+    found = [Path(d) for d in re.findall(r"FOUND (/[^\s\[\"]*) \[", outputs)]
+    leaked = [d for d in found if any(d == p or p in d.parents for p in protected)]
+    assert not leaked, f"search_filesystem found protected files: {leaked}"
     assert "denied" in _outputs(root, "write_elsewhere")
 
 

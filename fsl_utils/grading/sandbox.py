@@ -120,11 +120,15 @@ def isolate(work: Path, hide: list[Path], trees: list[Path]) -> None:
     if cache.is_dir():
         _mount(libc, str(cache), str(work / "cache"), None, MS_BIND)
         _mount(libc, str(cache), str(work / "cache"), None, MS_BIND | MS_REMOUNT | MS_RDONLY)
-    for path in hide:
-        if path.is_dir() and not _inside(work, path):
-            _mount(libc, "tmpfs", str(path), "tmpfs", 0, "size=64m,mode=1777")
     needed = _needed_paths()
     covered: dict[Path, list[Path]] = {}
+    for path in hide:
+        if path.is_dir() and not _inside(work, path):
+            inner = [p for p in needed if _inside(p, path)]
+            if inner:  # e.g. a course cloned under /tmp: hide all of it but the environment and the package
+                covered[path] = inner
+            else:
+                _mount(libc, "tmpfs", str(path), "tmpfs", 0, "size=64m,mode=1777")
     for tree in dict.fromkeys(t.resolve() for t in trees):
         if tree.is_dir() and tree != Path("/") and not _inside(work, tree) and not any(_inside(tree, t) or _inside(t, tree) for t in covered):
             covered[tree] = [p for p in needed if _inside(p, tree)]

@@ -140,7 +140,8 @@ def build(kind: str, release: Path, answers: dict[str, str], weights: Path, fold
             "for _dir, _subdirs, _files in _os.walk('/'):\n"
             "    _subdirs[:] = [d for d in _subdirs if d not in _skip]\n"
             "    if _dir.endswith('.git') or _wanted.intersection(_files) and not _dir.startswith(_os.getcwd()):\n"
-            "        print('FOUND', _dir, sorted(_wanted.intersection(_files)))"
+            "        print('FOUND', _dir, sorted(_wanted.intersection(_files)))\n"
+            "print('SEARCHED the file system')"
         )
         nb = fill_solutions(release, _answers_with(answers, "compute_prototypes", code))
     elif kind == "signal_grader":
