@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data.paths import cache_dir
+from .data.paths import cache_dir, drop_cache, write_cache
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -295,7 +295,7 @@ def extract_features(
             try:
                 return torch.load(path, weights_only=True)
             except Exception:
-                path.unlink(missing_ok=True)
+                drop_cache(path)
     if device is None:
         device = next(encoder.parameters()).device
     was_training = encoder.training
@@ -308,7 +308,5 @@ def extract_features(
     encoder.train(was_training)
     feats = torch.cat(chunks)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(feats, path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").replace(path)
+        write_cache(feats, path)  # atomic, best effort
     return feats

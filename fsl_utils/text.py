@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .data.paths import cache_dir
+from .data.paths import cache_dir, drop_cache, write_cache
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384
@@ -66,7 +66,7 @@ class TextEncoder:
             try:
                 self._memory = dict(torch.load(self.cache_path, weights_only=True))
             except Exception:  # a damaged cache is rebuilt, never trusted
-                self.cache_path.unlink(missing_ok=True)
+                drop_cache(self.cache_path)
 
     @property
     def model(self) -> Any:
@@ -105,16 +105,13 @@ class TextEncoder:
     def _save(self) -> None:
         if self.cache_path is None:
             return
-        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
         merged = dict(self._memory)
         if self.cache_path.is_file():  # keep what other processes added meanwhile
             try:
                 merged = {**torch.load(self.cache_path, weights_only=True), **merged}
             except Exception:
                 pass
-        tmp = self.cache_path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(merged, tmp)
-        tmp.replace(self.cache_path)  # atomic: readers never see half a file
+        write_cache(merged, self.cache_path)  # atomic (readers never see half a file), best effort
 
     def __repr__(self) -> str:
         return f"TextEncoder({MODEL_NAME}, dim={self.dim}, cached={len(self._memory)}, device={self.device})"

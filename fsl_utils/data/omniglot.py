@@ -23,7 +23,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .containers import ClassImages
-from .paths import CorruptDataError, cache_dir, data_root, missing_data_error
+from .paths import CorruptDataError, cache_dir, data_root, drop_cache, missing_data_error, write_cache
 
 FOLDER = "omniglot-py"
 DRAWINGS_PER_CHARACTER = 20
@@ -88,17 +88,14 @@ def _load_set(root: Path, background: bool, image_size: int, download: bool, use
             blob = torch.load(cache_file, weights_only=True)
             return ClassImages(blob["images"], list(blob["class_names"]))
         except Exception:  # a stale or truncated cache is rebuilt, never trusted
-            cache_file.unlink(missing_ok=True)
+            drop_cache(cache_file)
     folders = _character_folders(set_dir, EXPECTED_CHARACTERS[name])
     with ThreadPoolExecutor(max_workers=4) as pool:  # PIL decodes outside the GIL
         arrays = list(pool.map(lambda f: _read_character(f, image_size), folders))
     images = torch.from_numpy(np.stack(arrays))
     names = [f"{f.parent.name}/{f.name}" for f in folders]
     if use_cache:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp")
-        torch.save({"images": images, "class_names": names}, tmp)
-        tmp.replace(cache_file)  # atomic: a crash never leaves a half-written cache
+        write_cache({"images": images, "class_names": names}, cache_file)  # atomic, best effort
     return ClassImages(images, names)
 
 
