@@ -198,3 +198,16 @@ def test_bad_weight_files(reference, tmp_path, monkeypatch):
     with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
         HIDDEN.weights_accuracy(probe, k_shot=5)
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("assignment", ["protonet", "maml"])
+def test_prepare_builds_the_caches_the_sandboxed_kernels_read(assignment, tmp_path, monkeypatch):
+    """``make grade`` runs the hidden tests' ``prepare()`` first: a sandboxed kernel may only read
+    FSL_CACHE_DIR, so without it every submission would decode Omniglot again."""
+    from fsl_utils.grading.pipeline import prepare
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FSL_CACHE_DIR", str(cache))
+    assert prepare(Path(__file__).resolve().parents[1], assignment) is True
+    assert sorted(p.name.split("-")[1] for p in cache.glob("omniglot-*.pt")) == ["background", "evaluation"]
+    assert prepare(tmp_path, assignment) is False  # no hidden tests there: nothing to prepare

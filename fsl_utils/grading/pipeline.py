@@ -151,6 +151,25 @@ def autograde_each(root: Path, assignment: str, students: list[str], sandbox: bo
         shutil.rmtree(base, ignore_errors=True)
 
 
+def prepare(root: Path, assignment: str) -> bool:
+    """Run the optional ``prepare()`` of ``solutions/<assignment>/hidden_tests.py`` in the grader.
+
+    It builds what every submission's kernel would otherwise rebuild, such as the dataset caches:
+    a sandboxed kernel may only read ``FSL_CACHE_DIR``. Returns whether there was one to run.
+    """
+    from .hidden import load_hidden_tests
+
+    try:
+        module = load_hidden_tests(assignment, root)
+    except FileNotFoundError:
+        return False
+    hook = getattr(module, "prepare", None)
+    if not callable(hook):
+        return False
+    hook()
+    return True
+
+
 def grade(root: Path, assignment: str, csv: Path | None = None, sandbox: bool | None = None, jobs: int | None = None,
           timeout: int = 900) -> Path:
     """Autograde, write feedback and export grades for every submission of ``assignment``.
@@ -174,6 +193,7 @@ def grade(root: Path, assignment: str, csv: Path | None = None, sandbox: bool | 
         print("WARNING: grading without the sandbox (needs Linux and root): student code runs with your rights.", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="fsl-release-") as tmp:
         release(root, assignment, Path(tmp))  # puts the assignment and its grade cells in the gradebook
+    prepare(root, assignment)
     start = time.perf_counter()
     students = [p.parent.name for p in submitted]
     jobs = jobs or int(os.environ.get("FSL_GRADING_JOBS", "1"))
