@@ -99,3 +99,19 @@ def test_hidden_calls_are_recognised():
     assert hidden_calls(cell) == [("protonet", "loss")]
     assert hidden_calls("assert True") is None
     assert hidden_calls(cell.replace("run_hidden_test(", "assert 1 == 1\nrun_hidden_test(")) is None  # other hidden code: kernel
+
+
+def test_student_frames_name_the_cell_and_hide_grader_helpers():
+    """Feedback shows where the student's code failed: the notebook cell and its line, not the
+    kernel's temporary file names, and nothing of the grader's helpers."""
+    from fsl_utils.grading.remote import student_frames
+
+    student: dict = {}
+    exec(compile("def answer():\n    raise ValueError('bad shape')\n", "/run/fsl-grading-x/s1/work/kernel-y/ipykernel_7/123.py", "exec"), student)
+    helpers = {"answer": student["answer"]}
+    exec(compile("def probe():\n    answer()\n", "<grader helpers>", "exec"), helpers)
+    with pytest.raises(ValueError) as info:
+        helpers["probe"]()
+    where = student_frames(info.value)
+    assert 'File "<notebook cell>", line 2, in answer' in where
+    assert "grader helpers" not in where and "ipykernel_7" not in where and "fsl-grading" not in where

@@ -24,7 +24,6 @@ from __future__ import annotations
 import builtins
 import importlib.util
 import os
-import traceback
 import types
 import warnings
 from collections.abc import Mapping
@@ -115,11 +114,6 @@ def tampering() -> list[str]:
     return found
 
 
-def _student_frames(err: BaseException, hidden_file: str) -> str:
-    frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename != hidden_file and "fsl_utils/grading" not in f.filename]
-    return "".join(traceback.format_list(frames[-3:]))
-
-
 def run_check(module: types.ModuleType, name: str, probe: Any) -> None:
     """Run check ``name`` of a hidden-tests ``module`` against ``probe``.
 
@@ -132,7 +126,7 @@ def run_check(module: types.ModuleType, name: str, probe: Any) -> None:
             student's code raised (message with the student's own lines) or did not
             answer, or it borrowed a forbidden implementation.
     """
-    from .remote import KernelError, NoAnswer
+    from .remote import KernelError, NoAnswer, student_frames
 
     altered = probe.tampering()
     if altered:
@@ -154,7 +148,7 @@ def run_check(module: types.ModuleType, name: str, probe: Any) -> None:
     except Exception as err:
         if getattr(probe, "remote", False):
             raise  # the grader's own failure (e.g. the kernel died): not the student's message
-        where = _student_frames(err, str(module.__file__))
+        where = student_frames(err, exclude=(str(module.__file__),))
         raise HiddenTestError(f"your code raised {type(err).__name__}: {err}" + (f"\n{where}" if where else "")) from None
     borrowed = probe.borrowed()
     if borrowed:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import traceback
 import uuid
 import warnings
@@ -88,8 +89,23 @@ def unpack(text: str) -> Any:
     return _decode(json.loads(text))
 
 
-def _student_frames(err: BaseException) -> str:
-    frames = [f for f in traceback.extract_tb(err.__traceback__) if "fsl_utils/grading" not in f.filename.replace("\\", "/")]
+_CELL_FILE = re.compile(r"ipykernel_\d+[/\\]\d+\.py$")
+
+
+def student_frames(err: BaseException, exclude: tuple[str, ...] = ()) -> str:
+    """The last three frames of ``err`` that run the student's code, formatted for feedback.
+
+    Frames of the grading package, of the grader's helpers and of the files in ``exclude``
+    (the hidden tests) are dropped; a notebook cell's temporary file is named "<notebook cell>".
+    """
+    frames = []
+    for f in traceback.extract_tb(err.__traceback__):
+        name = f.filename.replace("\\", "/")
+        if "fsl_utils/grading" in name or f.filename in exclude or f.filename == "<grader helpers>":
+            continue
+        if _CELL_FILE.search(name):
+            f.filename = "<notebook cell>"
+        frames.append(f)
     return "".join(traceback.format_list(frames[-3:]))
 
 
@@ -120,7 +136,7 @@ def serve(namespace: dict[str, Any], request: str, emit: Callable[[dict[str, str
     except KeyboardInterrupt:  # the grader interrupts a request at its time limit
         answer = {"error": {"type": "TimeoutError", "message": "it did not finish within the time limit and was interrupted", "where": ""}}
     except BaseException as err:  # noqa: BLE001 (student code: SystemExit and anything else)
-        answer = {"error": {"type": type(err).__name__, "message": str(err)[:2000], "where": _student_frames(err)}}
+        answer = {"error": {"type": type(err).__name__, "message": str(err)[:2000], "where": student_frames(err)}}
     emit({MIME: pack(answer)})
 
 
