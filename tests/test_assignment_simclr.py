@@ -1,0 +1,369 @@
+"""The `simclr` assignment through the real nbgrader flow, on a temporary copy of the course.
+
+``fsl_utils.grading.pipeline`` (what ``make release`` and ``make grade ASSIGNMENT=simclr`` run)
+generates the release, then one sandboxed batch autogrades: the reference solution with its
+weights (full marks), the untouched release (0), the reference with untrained weights, typical
+wrong implementations and a different correct implementation (full marks); then feedback and
+grades.csv.
+
+The mistakes are independent per task (the hidden tests grade each function on its own, and
+training is skipped while autograding), so to keep the batch short every "mistakes_*" submission
+carries one mistake in each of several answer cells; every mistake must fail exactly the test
+cells listed for it, and the submission's failing cells must be exactly their union.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import resource
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from fsl_utils.grading import sandbox
+from fsl_utils.grading.feedback import secret_lines, strip_hidden
+from fsl_utils.grading.notebook import fill_solutions, read_notebook, solution_sources
+from fsl_utils.grading.pipeline import grade, release
+from fsl_utils.grading.release import comparable_cells
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENT = "simclr"
+SOURCE = ROOT / "solutions" / ASSIGNMENT / "simclr.ipynb"
+WEIGHTS = ROOT / "solutions" / ASSIGNMENT / "simclr.pt"
+RELEASE = ROOT / "assignments" / ASSIGNMENT / "simclr.ipynb"
+AUTOGRADED, MANUAL = 20, 5
+POINTS = {
+    "test_augment_pair_visible": 1, "test_augment_pair_hidden": 3,
+    "test_nt_xent_visible": 1, "test_nt_xent_hidden": 4,
+    "test_projection_head_visible": 1, "test_projection_head_hidden": 2,
+    "test_linear_eval_visible": 1, "test_linear_eval_hidden": 3,
+    "test_weights_10": 2, "test_weights_25": 2,
+}
+WEIGHT_TESTS = ("test_weights_10", "test_weights_25")
+
+#: mistake -> (answer cell, (old, new) replacement in the reference answer, test cells that must fail,
+#: a phrase the feedback must show for it)
+MUTANTS: dict[str, tuple[str, tuple[str, str], tuple[str, ...], str]] = {
+    # NT-Xent
+    "k_equals_i_not_excluded": (
+        "nt_xent", ('    logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))  # k != i\n', ""),
+        ("test_nt_xent_visible", "test_nt_xent_hidden"), "leave out k = i",
+    ),
+    "temperature_ignored": (
+        "nt_xent", ("logits = z @ z.T / temperature", "logits = z @ z.T * temperature"),
+        ("test_nt_xent_visible", "test_nt_xent_hidden"), "divide the cosine similarities by tau",
+    ),
+    "no_l2_normalisation": (
+        "nt_xent", ("z = F.normalize(torch.cat([z1, z2]), dim=1)", "z = torch.cat([z1, z2])"),
+        ("test_nt_xent_visible", "test_nt_xent_hidden"), "L2-normalise",  # the worked example has a norm-3 row
+    ),
+    "only_n_anchors": (
+        "nt_xent", ("return F.cross_entropy(logits, targets)", "return F.cross_entropy(logits[:n], targets[:n])"),
+        ("test_nt_xent_hidden",), "all 2N anchors",  # symmetric in the worked example, so the visible test passes
+    ),
+    "loss_detached": (
+        "nt_xent", ("return F.cross_entropy(logits, targets)", "return F.cross_entropy(logits, targets).detach()"),
+        ("test_nt_xent_visible", "test_nt_xent_hidden"), "no gradient reaches",
+    ),
+    "borrowed_course_nt_xent": (
+        "nt_xent", ("    n = z1.shape[0]\n", "    from fsl_utils.ssl import nt_xent as course_nt_xent\n    return course_nt_xent(z1, z2, temperature)\n"),
+        ("test_nt_xent_hidden",), "write it yourself",  # the visible example passes; the hidden test detects the borrowing
+    ),
+    # augmentations
+    "identical_views": (
+        "augment_pair", ("return views(), views()", "first = views()\n    return first, first.clone()"),
+        ("test_augment_pair_visible", "test_augment_pair_hidden"), "identical",
+    ),
+    "one_draw_per_batch": (
+        "augment_pair", ("torch.stack([transform(image) for image in images.cpu()])", "transform(images.cpu())"),
+        ("test_augment_pair_hidden",), "its own random parameters",
+    ),
+    "crops_without_colour": (
+        "augment_pair", ("        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),\n        v2.RandomGrayscale(p=0.2),\n", ""),
+        ("test_augment_pair_hidden",), "colour jitter",
+    ),
+    "colour_without_crops": (
+        "augment_pair", ("        v2.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True),\n        v2.RandomHorizontalFlip(),\n",
+                         "        v2.Resize(size, antialias=True),\n"),
+        ("test_augment_pair_hidden",), "random resized crop",
+    ),
+    # projection head
+    "head_without_relu": (
+        "projection_head", ("nn.BatchNorm1d(hidden_dim), nn.ReLU(),", "nn.BatchNorm1d(hidden_dim),"),
+        ("test_projection_head_hidden",), "put a ReLU",
+    ),
+    "borrowed_course_head": (
+        "projection_head", ("        self.net = nn.Sequential(",
+                            "        from fsl_utils.ssl import ProjectionHead as CourseHead\n        self.net = CourseHead(in_dim, hidden_dim, out_dim)\n        _unused = ("),
+        ("test_projection_head_hidden",), "write it yourself",
+    ),
+    # linear evaluation
+    "fits_on_test_labels": (
+        "linear_eval", ("classifier.fit(scaler.transform(train_features), train_labels.cpu().numpy())",
+                        "classifier.fit(scaler.transform(np.concatenate([train_features, test_features])),\n"
+                        "                   np.concatenate([train_labels.cpu().numpy(), test_labels.cpu().numpy()]))"),
+        ("test_linear_eval_hidden",), "test labels are wrong",
+    ),
+    "fine_tunes_the_encoder": (
+        "linear_eval", ("    train_features = embed(encoder, train_images).double().numpy()\n",
+                        "    _opt = torch.optim.SGD([*encoder.parameters(), torch.zeros(1, requires_grad=True)], lr=0.01)\n"
+                        "    for _ in range(3 if list(encoder.parameters()) else 0):  # 'improve' the features on the labelled images first\n"
+                        "        _f = encoder(train_images.float() / 255)\n"
+                        "        _loss = F.cross_entropy(_f[:, : int(train_labels.max()) + 1], train_labels)\n"
+                        "        _opt.zero_grad()\n"
+                        "        _loss.backward()\n"
+                        "        _opt.step()\n"
+                        "    train_features = embed(encoder, train_images).double().numpy()\n"),
+        ("test_linear_eval_visible", "test_linear_eval_hidden"), "changed the encoder",
+    ),
+    "features_in_train_mode": (
+        "linear_eval", ("    train_features = embed(encoder, train_images).double().numpy()\n    test_features = embed(encoder, test_images).double().numpy()\n",
+                        "    with torch.no_grad():  # but the encoder stays in train mode: BatchNorm updates its statistics\n"
+                        "        train_features = encoder(train_images.float() / 255).double().numpy()\n"
+                        "        test_features = encoder(test_images.float() / 255).double().numpy()\n"),
+        ("test_linear_eval_visible", "test_linear_eval_hidden"), "BatchNorm running statistics",
+    ),
+}
+#: submissions with one mistake per answer cell (the cells are graded independently)
+GROUPS = {
+    "mistakes_a": ("k_equals_i_not_excluded", "identical_views", "head_without_relu", "fits_on_test_labels"),
+    "mistakes_b": ("temperature_ignored", "one_draw_per_batch", "fine_tunes_the_encoder"),
+    "mistakes_c": ("no_l2_normalisation", "crops_without_colour", "features_in_train_mode"),
+    "mistakes_d": ("only_n_anchors", "colour_without_crops"),
+    "mistakes_e": ("loss_detached", "borrowed_course_head"),
+    "mistakes_f": ("borrowed_course_nt_xent",),
+}
+
+#: A correct implementation written differently from the reference: one transform per view drawn
+#: with torch's generator inside a loop, NT-Xent as an explicit loop over the anchors with logsumexp,
+#: a head with BatchNorm built from attributes, and a torch logistic regression trained with LBFGS.
+DIFFERENT_CORRECT = {
+    "augment_pair": '''
+def augment_pair(images, size=32):
+    crop = v2.RandomResizedCrop((size, size), scale=(0.25, 1.0), ratio=(3 / 4, 4 / 3), antialias=True)
+    colour = v2.Compose([v2.RandomApply([v2.ColorJitter(brightness=0.5, contrast=0.5, saturation=0.5, hue=0.1)], p=0.8),
+                         v2.RandomApply([v2.Grayscale(num_output_channels=3)], p=0.2)])
+    first, second = [], []
+    for image in images:
+        for out in (first, second):
+            view = crop(image)
+            if torch.rand(()) < 0.5:
+                view = view.flip(-1)
+            out.append(colour(view).to(torch.float32) / 255.0)
+    return torch.stack(first), torch.stack(second)
+''',
+    "nt_xent": '''
+def nt_xent(z1, z2, temperature=0.5):
+    z = torch.cat([z1 / z1.norm(dim=1, keepdim=True), z2 / z2.norm(dim=1, keepdim=True)])
+    two_n = len(z)
+    losses = []
+    for i in range(two_n):
+        j = (i + two_n // 2) % two_n
+        sims = (z[i] * z).sum(dim=1) / temperature
+        keep = torch.arange(two_n) != i
+        losses.append(torch.logsumexp(sims[keep], dim=0) - sims[j])
+    return torch.stack(losses).sum() / two_n
+''',
+    "projection_head": '''
+class ProjectionHead(nn.Module):
+    def __init__(self, in_dim, hidden_dim=512, out_dim=128):
+        super().__init__()
+        self.fc1 = nn.Linear(in_dim, hidden_dim, bias=False)
+        self.bn = nn.BatchNorm1d(hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, out_dim)
+
+    def forward(self, h):
+        return self.fc2(F.relu(self.bn(self.fc1(h))))
+''',
+    "linear_eval": '''
+def linear_eval(encoder, train_images, train_labels, test_images, test_labels):
+    was_training = encoder.training
+    encoder.eval()
+    with torch.no_grad():
+        train_f = torch.cat([encoder(train_images[i:i + 256].float() / 255) for i in range(0, len(train_images), 256)])
+        test_f = torch.cat([encoder(test_images[i:i + 256].float() / 255) for i in range(0, len(test_images), 256)])
+    encoder.train(was_training)
+    mean, std = train_f.mean(0), train_f.std(0) + 1e-6
+    train_f, test_f = (train_f - mean) / std, (test_f - mean) / std
+    classifier = nn.Linear(train_f.shape[1], int(train_labels.max()) + 1)
+    optimizer = torch.optim.LBFGS(classifier.parameters(), lr=0.5, max_iter=200)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(classifier(train_f), train_labels) + 1e-3 * classifier.weight.square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        return 100.0 * (classifier(test_f).argmax(1) == test_labels).float().mean().item()
+''',
+}
+
+
+def answers(mistakes: tuple[str, ...] = ()) -> dict[str, str]:
+    sources = solution_sources(SOURCE)
+    for mutant in mistakes:
+        cell, (old, new), _, _ = MUTANTS[mutant]
+        assert old in sources[cell], f"mutant {mutant}: {old!r} not in the reference answer {cell}; update MUTANTS"
+        sources[cell] = sources[cell].replace(old, new)
+    return sources
+
+
+def failing_cells(mistakes: tuple[str, ...]) -> set[str]:
+    return {cell for m in mistakes for cell in MUTANTS[m][2]}
+
+
+def expected(failing) -> float:
+    return float(AUTOGRADED - sum(POINTS[c] for c in failing))
+
+
+def submit(root: Path, student: str, notebook: dict | Path, weights: Path | None) -> None:
+    folder = root / "grading" / "submitted" / student / ASSIGNMENT
+    folder.mkdir(parents=True)
+    if isinstance(notebook, Path):
+        shutil.copy(notebook, folder / "simclr.ipynb")
+    else:
+        (folder / "simclr.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
+    if weights is not None:
+        shutil.copy(weights, folder / "simclr.pt")
+
+
+def test_mistake_groups_cover_every_mutant_once_and_cells_do_not_overlap():
+    listed = [m for group in GROUPS.values() for m in group]
+    assert sorted(listed) == sorted(MUTANTS)
+    for group in GROUPS.values():
+        cells = [MUTANTS[m][0] for m in group]
+        assert len(cells) == len(set(cells)), f"{group}: two mistakes in one answer cell"
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Release, submit every case and grade them all in one sandboxed batch."""
+    if not sandbox.available():
+        pytest.fail("the grading tests need the sandbox: Linux and root (as in CI and on the grading machine)")
+    root = tmp_path_factory.mktemp("simclr_course")
+    shutil.copy(ROOT / "nbgrader_config.py", root)
+    shutil.copytree(ROOT / "solutions" / ASSIGNMENT, root / "solutions" / ASSIGNMENT, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    released = release(root, ASSIGNMENT) / "simclr.ipynb"
+
+    from fsl_utils.ssl import CifarCNN
+
+    untrained = root / "untrained.pt"
+    torch.manual_seed(0)
+    torch.save(CifarCNN(n_classes=0).state_dict(), untrained)
+    scores = {"reference": float(AUTOGRADED), "untouched_release": 0.0, "untrained_weights": expected(WEIGHT_TESTS),
+              "different_correct": float(AUTOGRADED)}
+    submit(root, "reference", SOURCE, WEIGHTS)
+    submit(root, "untouched_release", released, None)
+    submit(root, "untrained_weights", fill_solutions(released, answers()), untrained)
+    submit(root, "different_correct", fill_solutions(released, DIFFERENT_CORRECT), WEIGHTS)
+    for student, mistakes in GROUPS.items():
+        submit(root, student, fill_solutions(released, answers(mistakes)), WEIGHTS)
+        scores[student] = expected(failing_cells(mistakes))
+    before = sorted(p.name for p in (root / "solutions" / ASSIGNMENT).iterdir())
+    start, cpu = time.perf_counter(), _cpu()
+    grade(root, ASSIGNMENT, sandbox=True, jobs=2)
+    print(f"graded {len(scores)} submissions in {time.perf_counter() - start:.0f} s ({_cpu() - cpu:.0f} CPU-s)")
+    return {"root": root, "released": released, "expected": scores, "before": before}
+
+
+def _cpu() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _grades(root: Path) -> dict[str, dict[str, str]]:
+    with open(root / "grading" / "grades.csv", newline="") as f:
+        return {row["student_id"]: row for row in csv.DictReader(f)}
+
+
+def _hidden_secrets() -> set[str]:
+    """Distinctive lines of the hidden tests, except those the release shows anyway."""
+    hidden, public = [], set()
+    for cell in read_notebook(SOURCE)["cells"]:
+        visible, removed = strip_hidden(cell["source"])
+        hidden += removed
+        if not cell["metadata"].get("nbgrader", {}).get("solution"):
+            public |= {line.strip() for line in visible.split("\n")}
+    hidden.append((ROOT / "solutions" / ASSIGNMENT / "hidden_tests.py").read_text())
+    shown = "\n".join(public)
+    secrets = {s for s in secret_lines(hidden) if s not in shown}
+    assert len(secrets) > 50, "too few distinctive hidden lines to check for leaks"
+    return secrets
+
+
+def _failed(root: Path, student: str) -> set[str]:
+    nb = read_notebook(root / "grading" / "autograded" / student / ASSIGNMENT / "simclr.ipynb")
+    return {c["metadata"]["nbgrader"]["grade_id"] for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade")
+            and c["cell_type"] == "code" and any(o["output_type"] == "error" for o in c.get("outputs", []))}
+
+
+def test_points_table_matches_the_notebook():
+    cells = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"] for c in read_notebook(SOURCE)["cells"]
+             if c["metadata"].get("nbgrader", {}).get("grade")}
+    auto = {k: v["points"] for k, v in cells.items() if k.startswith("test_")}
+    assert auto == POINTS
+    assert sum(v["points"] for v in cells.values()) == AUTOGRADED + MANUAL
+
+
+def test_committed_release_is_in_sync(graded):
+    fresh, committed = comparable_cells(graded["released"]), comparable_cells(RELEASE)
+    assert len(fresh) == len(committed), "assignments/simclr is stale: run `make release ASSIGNMENT=simclr` and commit it"
+    for i, (a, b) in enumerate(zip(fresh, committed)):
+        assert a == b, f"cell {i} of assignments/simclr/simclr.ipynb is stale: run `make release ASSIGNMENT=simclr` and commit it"
+    folder = graded["released"].parent
+    assert json.loads((folder / "manifest.json").read_text()) == json.loads((RELEASE.parent / "manifest.json").read_text()), "stale manifest"
+
+
+def test_release_has_no_hidden_tests_solutions_or_weights(graded):
+    folder = graded["released"].parent
+    assert {p.name for p in folder.iterdir()} == {"manifest.json", "simclr.ipynb"}, "only the notebook and its manifest are released"
+    assert json.loads((folder / "manifest.json").read_text())["required_files"] == ["simclr.pt"]
+    text = (folder / "simclr.ipynb").read_text()
+    leaked = [s for s in _hidden_secrets() if s in text]
+    assert not leaked, f"hidden test code in the release: {leaked[:3]}"
+    for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "masked_fill", "run_hidden_test", "_simclr_probe(ns", "LogisticRegression("):
+        assert marker not in text
+
+
+def test_scores_in_grades_csv(graded):
+    rows = _grades(graded["root"])
+    got = {student: float(rows[student]["raw_score"]) for student in graded["expected"]}
+    assert got == graded["expected"]
+    assert all(float(rows[s]["max_score"]) == AUTOGRADED + MANUAL for s in graded["expected"])
+
+
+def test_every_mistake_fails_exactly_its_cells(graded):
+    for student, mistakes in GROUPS.items():
+        failed = _failed(graded["root"], student)
+        for m in mistakes:  # per answer cell: exactly this mistake's cells among the cells of its task
+            task_cells = {f"test_{MUTANTS[m][0]}_visible", f"test_{MUTANTS[m][0]}_hidden"}
+            assert failed & task_cells == set(MUTANTS[m][2]), f"{student}/{m}: failed {sorted(failed & task_cells)}, expected {sorted(MUTANTS[m][2])}"
+        assert failed == failing_cells(mistakes), f"{student}: failed {sorted(failed)}, expected {sorted(failing_cells(mistakes))}"
+    for student in ("reference", "different_correct"):
+        assert _failed(graded["root"], student) == set(), student
+    assert _failed(graded["root"], "untrained_weights") == set(WEIGHT_TESTS)
+
+
+def test_feedback_explains_and_never_shows_hidden_tests(graded):
+    feedback = graded["root"] / "grading" / "feedback"
+    pages = sorted(feedback.glob(f"*/{ASSIGNMENT}/simclr.html"))
+    assert {p.parent.parent.name for p in pages} == set(graded["expected"])
+    secrets = _hidden_secrets()
+    for page in pages:
+        html = page.read_text(errors="replace")
+        leaked = [s for s in secrets if s in html]
+        assert not leaked, f"{page.parent.parent.name}: hidden test code in feedback: {leaked[:3]}"
+        assert "hidden_tests.py" not in html and "_simclr_probe(ns" not in html and "def oracle_" not in html
+    for student, mistakes in GROUPS.items():
+        html = (feedback / student / ASSIGNMENT / "simclr.html").read_text(errors="replace")
+        for m in mistakes:
+            assert MUTANTS[m][3] in html, f"{student}: the feedback does not explain {m} ({MUTANTS[m][3]!r})"
+    html = (feedback / "untrained_weights" / ASSIGNMENT / "simclr.html").read_text()
+    assert "10 labels per class" in html and "at least" in html
+    assert sorted(p.name for p in (graded["root"] / "solutions" / ASSIGNMENT).iterdir()) == graded["before"]
