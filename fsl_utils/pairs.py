@@ -9,12 +9,13 @@ right 1 - 1/n_classes of the time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 
 from .data.containers import ClassImages
+from .data.episodes import InMemorySampler, as_float_items
 
 
 class Pairs(NamedTuple):
@@ -37,7 +38,7 @@ class Pairs(NamedTuple):
         return self if device is None else Pairs(*(t.to(device) for t in self))
 
 
-class PairSampler:
+class PairSampler(InMemorySampler):
     """Batches of balanced same/different pairs from an in-memory class tensor.
 
     Args:
@@ -64,38 +65,24 @@ class PairSampler:
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         device: torch.device | str | None = None,
     ) -> None:
-        images = data.images if isinstance(data, ClassImages) else data
-        if not isinstance(images, torch.Tensor) or images.ndim < 3:
-            raise ValueError("data must be ClassImages or a tensor of shape (n_classes, n_per_class, *item_shape)")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2 or batch_size % 2:
             raise ValueError(f"batch_size must be an even integer >= 2 (half same, half different pairs), got {batch_size!r}")
-        if n_batches is not None and (not isinstance(n_batches, int) or n_batches < 1):
-            raise ValueError(f"n_batches must be a positive integer or None (endless), got {n_batches!r}")
-        if images.shape[0] < 2 or images.shape[1] < 2:
+        super().__init__(data, n_batches, generator, transform, device)
+        if self.images.shape[0] < 2 or self.images.shape[1] < 2:
             raise ValueError(
-                f"pairs need >= 2 classes and >= 2 examples per class; the data has shape {tuple(images.shape[:2])}"
+                f"pairs need >= 2 classes and >= 2 examples per class; the data has shape {tuple(self.images.shape[:2])}"
             )
-        self.images, self.batch_size, self.n_batches = images, batch_size, n_batches
-        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
-        self.transform = transform
-        self.device = torch.device(device) if device is not None else None
+        self.batch_size = batch_size
 
-    def __len__(self) -> int:
-        if self.n_batches is None:
-            raise TypeError("this sampler is endless (n_batches=None) and has no length")
-        return self.n_batches
+    _unit = "batches"
 
-    def __iter__(self) -> Iterator[Pairs]:
-        count = 0
-        while self.n_batches is None or count < self.n_batches:
-            yield self.sample()
-            count += 1
+    @property
+    def n_batches(self) -> int | None:
+        """Batches per iteration (None: endless)."""
+        return self.n_draws
 
     def _as_float(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.uint8:
-            x = x.float().div_(255)
-            if x.ndim == 3:  # grayscale (H, W) items get a channel axis
-                x = x.unsqueeze(1)
+        x = as_float_items(x, batch_dims=1)
         return self.transform(x) if self.transform is not None else x
 
     def sample(self) -> Pairs:

@@ -59,3 +59,32 @@ def test_check_support_errors():
 def test_conv4_shapes():
     assert Conv4()(torch.zeros(3, 1, 28, 28)).shape == (3, 64)
     assert Conv4(in_channels=3).output_dim(84) == 1600
+
+
+@pytest.mark.parametrize("name", ["PrototypicalNetworks", "MatchingNetworks", "SiameseClassifier"])
+def test_a_fitted_method_can_be_deep_copied_and_pickled(name):
+    """Support-set state lives in the autograd graph (for episodic training); copies detach it."""
+    import copy
+    import io
+
+    import fsl_utils.methods as methods
+    from fsl_utils.methods import SiameseNetwork
+
+    torch.manual_seed(0)
+    backbone = Conv4()
+    method = getattr(methods, name)(SiameseNetwork(backbone, 64) if name == "SiameseClassifier" else backbone)
+    x, y = torch.rand(10, 1, 28, 28), torch.arange(5).repeat(2)
+    query = torch.rand(7, 1, 28, 28)
+    method.eval()
+    method.process_support_set(x, y)
+    expected = method(query)
+    assert expected.requires_grad  # the graph through the support set is kept for training
+    clone = copy.deepcopy(method)
+    buffer = io.BytesIO()
+    torch.save(method, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    for other in (clone, loaded):
+        assert torch.allclose(other(query), expected)
+    expected.sum().backward()  # the original still backpropagates into its encoder
+    assert backbone[0][0].weight.grad is not None

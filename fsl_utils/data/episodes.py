@@ -66,16 +66,75 @@ def _check_sizes(n_way: int, k_shot: int, n_query: int) -> None:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def _check_episodes(n_episodes: int | None) -> None:
-    if n_episodes is not None and (isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1):
-        raise ValueError(f"n_episodes must be a positive integer or None (endless), got {n_episodes!r}")
+def _check_count(value: int | None, name: str = "n_episodes") -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name} must be a positive integer or None (endless), got {value!r}")
 
 
 def _labels(n_way: int, per_class: int, device: torch.device | None = None) -> torch.Tensor:
     return torch.arange(n_way, device=device).repeat_interleave(per_class)
 
 
-class EpisodeSampler:
+def class_tensor(data: ClassImages | torch.Tensor) -> torch.Tensor:
+    """The (n_classes, n_per_class, *item) tensor behind ``data``; ValueError for anything else."""
+    images = data.images if isinstance(data, ClassImages) else data
+    if not isinstance(images, torch.Tensor) or images.ndim < 3:
+        raise ValueError("data must be ClassImages or a tensor of shape (n_classes, n_per_class, *item_shape)")
+    return images
+
+
+def as_float_items(x: torch.Tensor, batch_dims: int) -> torch.Tensor:
+    """uint8 images -> float32 in [0, 1], with a channel axis for grayscale (H, W) items.
+
+    ``x`` has ``batch_dims`` leading axes before the items; other dtypes pass unchanged.
+    """
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255)
+        if x.ndim == batch_dims + 2:
+            x = x.unsqueeze(batch_dims)
+    return x
+
+
+class InMemorySampler:
+    """Shared machinery of the samplers over an in-memory class tensor.
+
+    Holds the tensor, the generator (seed 0 by default), the optional transform and the
+    device; iterating yields :meth:`sample` ``n_draws`` times, or forever for None.
+    """
+
+    _unit = "draws"  # what one sample is called in the messages ("episodes", "batches")
+
+    def __init__(
+        self,
+        data: ClassImages | torch.Tensor,
+        n_draws: int | None,
+        generator: torch.Generator | None,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None,
+        device: torch.device | str | None,
+    ) -> None:
+        self.images = class_tensor(data)
+        _check_count(n_draws, f"n_{self._unit}")
+        self.n_draws = n_draws
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.transform = transform
+        self.device = torch.device(device) if device is not None else None
+
+    def sample(self):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        if self.n_draws is None:
+            raise TypeError(f"this sampler is endless (n_{self._unit}=None) and has no length")
+        return self.n_draws
+
+    def __iter__(self) -> Iterator:
+        count = 0
+        while self.n_draws is None or count < self.n_draws:
+            yield self.sample()
+            count += 1
+
+
+class EpisodeSampler(InMemorySampler):
     """Episodes drawn from an in-memory class tensor.
 
     Args:
@@ -108,12 +167,9 @@ class EpisodeSampler:
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         device: torch.device | str | None = None,
     ) -> None:
-        images = data.images if isinstance(data, ClassImages) else data
-        if not isinstance(images, torch.Tensor) or images.ndim < 3:
-            raise ValueError("data must be ClassImages or a tensor of shape (n_classes, n_per_class, *item_shape)")
         _check_sizes(n_way, k_shot, n_query)
-        _check_episodes(n_episodes)
-        n_classes, per_class = images.shape[:2]
+        super().__init__(data, n_episodes, generator, transform, device)
+        n_classes, per_class = self.images.shape[:2]
         if n_way > n_classes:
             raise ValueError(f"n_way={n_way} but the data has only {n_classes} classes; lower n_way or use a larger split.")
         if k_shot + n_query > per_class:
@@ -121,23 +177,14 @@ class EpisodeSampler:
                 f"k_shot + n_query = {k_shot} + {n_query} = {k_shot + n_query} exceeds the {per_class} examples per class; "
                 f"support and query must be disjoint, so lower k_shot or n_query."
             )
-        self.images = images
         self.n_way, self.k_shot, self.n_query = n_way, k_shot, n_query
-        self.n_episodes = n_episodes
-        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
-        self.transform = transform
-        self.device = torch.device(device) if device is not None else None
 
-    def __len__(self) -> int:
-        if self.n_episodes is None:
-            raise TypeError("this sampler is endless (n_episodes=None) and has no length")
-        return self.n_episodes
+    _unit = "episodes"
 
-    def __iter__(self) -> Iterator[Episode]:
-        count = 0
-        while self.n_episodes is None or count < self.n_episodes:
-            yield self.sample()
-            count += 1
+    @property
+    def n_episodes(self) -> int | None:
+        """Episodes per iteration (None: endless)."""
+        return self.n_draws
 
     def sample(self) -> Episode:
         """Draw one episode (advances the generator)."""
@@ -146,11 +193,7 @@ class EpisodeSampler:
         class_ids = torch.randperm(n_classes, generator=self.generator)[:n]
         # An independent random order of each class's examples, in one call.
         picks = torch.rand(n, per_class, generator=self.generator).argsort(dim=1)[:, : k + q]
-        x = self.images[class_ids[:, None], picks]  # (n, k+q, *item)
-        if x.dtype == torch.uint8:
-            x = x.float().div_(255)
-            if x.ndim == 4:  # grayscale (H, W) items get a channel axis
-                x = x.unsqueeze(2)
+        x = as_float_items(self.images[class_ids[:, None], picks], batch_dims=2)  # (n, k+q, *item)
         if self.transform is not None:
             flat = self.transform(x.flatten(0, 1))
             x = flat.view(n, k + q, *flat.shape[1:])
@@ -193,7 +236,7 @@ class IndexEpisodeSampler(torch.utils.data.Sampler[list[int]]):
         _check_sizes(n_way, k_shot, n_query)
         if n_episodes is None:
             raise ValueError("IndexEpisodeSampler needs n_episodes (a DataLoader needs a length)")
-        _check_episodes(n_episodes)
+        _check_count(n_episodes)
         labels = torch.as_tensor(labels, dtype=torch.long)
         if labels.ndim != 1 or labels.numel() == 0:
             raise ValueError("labels must be a non-empty 1-D sequence of class indices")

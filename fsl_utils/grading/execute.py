@@ -24,7 +24,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool
 
-from .feedback import BEGIN, END
+from .feedback import BEGIN, strip_hidden
 
 NOT_RUN = "NotRunError"
 HIDDEN_ERROR = "HiddenTestError"
@@ -36,14 +36,7 @@ def hidden_calls(source: str) -> list[tuple[str, str]] | None:
     calls and imports (such code runs in the kernel)."""
     if BEGIN not in source:
         return None
-    lines, inside = [], False
-    for line in source.split("\n"):
-        if BEGIN in line:
-            inside = True
-        elif END in line:
-            inside = False
-        elif inside:
-            lines.append(line)
+    lines = strip_hidden(source)[1]
     try:
         tree = ast.parse("\n".join(lines))
     except SyntaxError:
@@ -58,18 +51,6 @@ def hidden_calls(source: str) -> list[tuple[str, str]] | None:
             return None
         calls.append((call.args[0].value, call.args[1].value))
     return calls or None
-
-
-def _visible(source: str) -> str:
-    out, inside = [], False
-    for line in source.split("\n"):
-        if BEGIN in line:
-            inside = True
-        elif END in line:
-            inside = False
-        elif not inside:
-            out.append(line)
-    return "\n".join(out)
 
 
 class SafeExecute(Execute):
@@ -103,7 +84,7 @@ class SafeExecute(Execute):
             result = super().preprocess_cell(cell, resources, index)
         else:
             original = cell.source
-            cell.source = _visible(original)
+            cell.source = strip_hidden(original)[0]
             try:
                 cell, _ = super().preprocess_cell(cell, resources, index)
             finally:

@@ -49,6 +49,15 @@ def encode(value: Any) -> dict[str, Any]:
     return {"kind": "other", "type": type(value).__name__}
 
 
+def as_number(out: dict[str, Any]) -> float | None:
+    """The number an :func:`encode`-d output holds (a number or a one-element tensor), else None."""
+    if out["kind"] == "number":
+        return out["value"]
+    if out["kind"] == "tensor" and out["array"].size == 1:
+        return float(out["array"].reshape(()))
+    return None
+
+
 def to_torch(value: Any) -> Any:
     """A numpy array as a tensor of the same dtype (a copy); anything else unchanged."""
     return torch.from_numpy(value.copy()) if isinstance(value, np.ndarray) else value

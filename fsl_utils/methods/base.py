@@ -49,6 +49,20 @@ class FewShotClassifier(nn.Module):
             Logits of shape (n_query, n_way).
         """
 
+    def __getstate__(self) -> dict:
+        """State for ``copy.deepcopy`` and pickling, support-set tensors detached.
+
+        ``process_support_set`` keeps its results (prototypes, support embeddings) in the
+        autograd graph so that episodic training can backpropagate through them; torch
+        cannot deep-copy such non-leaf tensors, so copies of a fitted method get detached
+        copies of them (same values, no graph) and the original keeps its graph.
+        """
+        state = self.__dict__.copy()
+        for name, value in state.items():
+            if isinstance(value, torch.Tensor) and not value.is_leaf:
+                state[name] = value.detach()
+        return state
+
     @property
     def device(self) -> torch.device:
         """Device of the first parameter or buffer (CPU for parameter-free methods)."""

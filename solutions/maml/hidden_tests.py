@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fsl_utils.grading.probe_utils import as_number as _number
+
 WEIGHTS_FILE = "maml.pt"
 MAX_WEIGHTS_BYTES = 2 * 1024 * 1024
 #: Accuracy floors of the submitted weights on the fixed episodes below (calibration:
@@ -277,14 +279,6 @@ def _array(out: dict, what: str) -> np.ndarray:
     assert out["kind"] == "tensor", f"{what} must be a torch.Tensor, got {out.get('type', out['kind'])}"
     assert np.all(np.isfinite(out["array"])), f"{what} contains NaN or inf values"
     return out["array"].astype(np.float64)
-
-
-def _number(out: dict) -> float | None:
-    if out["kind"] == "number":
-        return out["value"]
-    if out["kind"] == "tensor" and out["array"].size == 1:
-        return float(out["array"].reshape(()))
-    return None
 
 
 def _probe_net(rng: np.random.Generator, d: int = 9, h: int = 6, n: int = 3) -> list[np.ndarray]:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fsl_utils.grading.probe_utils import as_number as _number
+
 WEIGHTS_FILE = "simclr.pt"
 MAX_WEIGHTS_BYTES = 2 * 1024 * 1024
 #: Accuracy floors (%) of the grader's linear probe on the submitted encoder (calibration:
@@ -186,14 +188,6 @@ def _call(probe, *args):
 
 def _require_hook(probe) -> None:
     assert probe.has("grading_probe"), "the cell defining `grading_probe` (under 'Setup') was removed or not run: restore it and run it."
-
-
-def _number(out: dict) -> float | None:
-    if out["kind"] == "number":
-        return out["value"]
-    if out["kind"] == "tensor" and out["array"].size == 1:
-        return float(out["array"].reshape(()))
-    return None
 
 
 def _not_borrowed(out: dict) -> None:
