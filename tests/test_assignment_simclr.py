@@ -14,27 +14,21 @@ cells listed for it, and the submission's failing cells must be exactly their un
 
 from __future__ import annotations
 
-import csv
-import json
-import resource
-import shutil
-import time
+import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
-from fsl_utils.grading import sandbox
-from fsl_utils.grading.feedback import secret_lines, strip_hidden
-from fsl_utils.grading.notebook import fill_solutions, read_notebook, solution_sources
-from fsl_utils.grading.pipeline import grade, release
-from fsl_utils.grading.release import comparable_cells
+from fsl_utils.grading.notebook import fill_solutions, solution_sources
 
-ROOT = Path(__file__).resolve().parents[1]
+
+_spec = importlib.util.spec_from_file_location("grading_assignment", Path(__file__).parent / "grading" / "assignment.py")
+shared = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(shared)
+
 ASSIGNMENT = "simclr"
-SOURCE = ROOT / "solutions" / ASSIGNMENT / "simclr.ipynb"
-WEIGHTS = ROOT / "solutions" / ASSIGNMENT / "simclr.pt"
-RELEASE = ROOT / "assignments" / ASSIGNMENT / "simclr.ipynb"
+SOURCE, WEIGHTS, RELEASE = shared.files(ASSIGNMENT)
 AUTOGRADED, MANUAL = 20, 5
 POINTS = {
     "test_augment_pair_visible": 1, "test_augment_pair_hidden": 3,
@@ -209,8 +203,7 @@ def answers(mistakes: tuple[str, ...] = ()) -> dict[str, str]:
     sources = solution_sources(SOURCE)
     for mutant in mistakes:
         cell, (old, new), _, _ = MUTANTS[mutant]
-        assert old in sources[cell], f"mutant {mutant}: {old!r} not in the reference answer {cell}; update MUTANTS"
-        sources[cell] = sources[cell].replace(old, new)
+        shared.apply_mistake(sources, mutant, cell, old, new)
     return sources
 
 
@@ -222,17 +215,6 @@ def expected(failing) -> float:
     return float(AUTOGRADED - sum(POINTS[c] for c in failing))
 
 
-def submit(root: Path, student: str, notebook: dict | Path, weights: Path | None) -> None:
-    folder = root / "grading" / "submitted" / student / ASSIGNMENT
-    folder.mkdir(parents=True)
-    if isinstance(notebook, Path):
-        shutil.copy(notebook, folder / "simclr.ipynb")
-    else:
-        (folder / "simclr.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
-    if weights is not None:
-        shutil.copy(weights, folder / "simclr.pt")
-
-
 def test_mistake_groups_cover_every_mutant_once_and_cells_do_not_overlap():
     listed = [m for group in GROUPS.values() for m in group]
     assert sorted(listed) == sorted(MUTANTS)
@@ -241,129 +223,46 @@ def test_mistake_groups_cover_every_mutant_once_and_cells_do_not_overlap():
         assert len(cells) == len(set(cells)), f"{group}: two mistakes in one answer cell"
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """Release, submit every case and grade them all in one sandboxed batch."""
-    if not sandbox.available():
-        pytest.fail("the grading tests need the sandbox: Linux and root (as in CI and on the grading machine)")
-    root = tmp_path_factory.mktemp("simclr_course")
-    shutil.copy(ROOT / "nbgrader_config.py", root)
-    shutil.copytree(ROOT / "solutions" / ASSIGNMENT, root / "solutions" / ASSIGNMENT, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
-    released = release(root, ASSIGNMENT) / "simclr.ipynb"
-
+def _submissions(root: Path, released: Path) -> dict:
     from fsl_utils.ssl import CifarCNN
 
     untrained = root / "untrained.pt"
     torch.manual_seed(0)
     torch.save(CifarCNN(n_classes=0).state_dict(), untrained)
-    scores = {"reference": float(AUTOGRADED), "untouched_release": 0.0, "untrained_weights": expected(WEIGHT_TESTS),
-              "different_correct": float(AUTOGRADED)}
-    submit(root, "reference", SOURCE, WEIGHTS)
-    submit(root, "untouched_release", released, None)
-    submit(root, "untrained_weights", fill_solutions(released, answers()), untrained)
-    submit(root, "different_correct", fill_solutions(released, DIFFERENT_CORRECT), WEIGHTS)
+    cases = shared.usual_submissions(ASSIGNMENT, released, answers(), untrained, float(AUTOGRADED), expected(WEIGHT_TESTS), DIFFERENT_CORRECT)
     for student, mistakes in GROUPS.items():
-        submit(root, student, fill_solutions(released, answers(mistakes)), WEIGHTS)
-        scores[student] = expected(failing_cells(mistakes))
-    before = sorted(p.name for p in (root / "solutions" / ASSIGNMENT).iterdir())
-    start, cpu = time.perf_counter(), _cpu()
-    grade(root, ASSIGNMENT, sandbox=True, jobs=2)
-    print(f"graded {len(scores)} submissions in {time.perf_counter() - start:.0f} s ({_cpu() - cpu:.0f} CPU-s)")
-    return {"root": root, "released": released, "expected": scores, "before": before}
+        cases[student] = (fill_solutions(released, answers(mistakes)), WEIGHTS, expected(failing_cells(mistakes)))
+    return cases
 
 
-def _cpu() -> float:
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Release, submit every case and grade them all in one sandboxed batch."""
+    return shared.graded_course(tmp_path_factory.mktemp("simclr_course"), ASSIGNMENT, _submissions)
 
 
-def _grades(root: Path) -> dict[str, dict[str, str]]:
-    with open(root / "grading" / "grades.csv", newline="") as f:
-        return {row["student_id"]: row for row in csv.DictReader(f)}
-
-
-def _hidden_secrets() -> set[str]:
-    """Distinctive lines of the hidden tests, except those the release shows anyway."""
-    hidden, public = [], set()
-    for cell in read_notebook(SOURCE)["cells"]:
-        visible, removed = strip_hidden(cell["source"])
-        hidden += removed
-        if not cell["metadata"].get("nbgrader", {}).get("solution"):
-            public |= {line.strip() for line in visible.split("\n")}
-    hidden.append((ROOT / "solutions" / ASSIGNMENT / "hidden_tests.py").read_text())
-    shown = "\n".join(public)
-    secrets = {s for s in secret_lines(hidden) if s not in shown}
-    assert len(secrets) > 50, "too few distinctive hidden lines to check for leaks"
-    return secrets
-
-
-def _failed(root: Path, student: str) -> set[str]:
-    nb = read_notebook(root / "grading" / "autograded" / student / ASSIGNMENT / "simclr.ipynb")
-    return {c["metadata"]["nbgrader"]["grade_id"] for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade")
-            and c["cell_type"] == "code" and any(o["output_type"] == "error" for o in c.get("outputs", []))}
-
-
-def test_points_table_matches_the_notebook():
-    cells = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"] for c in read_notebook(SOURCE)["cells"]
-             if c["metadata"].get("nbgrader", {}).get("grade")}
-    auto = {k: v["points"] for k, v in cells.items() if k.startswith("test_")}
-    assert auto == POINTS
-    assert sum(v["points"] for v in cells.values()) == AUTOGRADED + MANUAL
-
-
-def test_committed_release_is_in_sync(graded):
-    fresh, committed = comparable_cells(graded["released"]), comparable_cells(RELEASE)
-    assert len(fresh) == len(committed), "assignments/simclr is stale: run `make release ASSIGNMENT=simclr` and commit it"
-    for i, (a, b) in enumerate(zip(fresh, committed)):
-        assert a == b, f"cell {i} of assignments/simclr/simclr.ipynb is stale: run `make release ASSIGNMENT=simclr` and commit it"
-    folder = graded["released"].parent
-    assert json.loads((folder / "manifest.json").read_text()) == json.loads((RELEASE.parent / "manifest.json").read_text()), "stale manifest"
-
-
-def test_release_has_no_hidden_tests_solutions_or_weights(graded):
-    folder = graded["released"].parent
-    assert {p.name for p in folder.iterdir()} == {"manifest.json", "simclr.ipynb"}, "only the notebook and its manifest are released"
-    assert json.loads((folder / "manifest.json").read_text())["required_files"] == ["simclr.pt"]
-    text = (folder / "simclr.ipynb").read_text()
-    leaked = [s for s in _hidden_secrets() if s in text]
-    assert not leaked, f"hidden test code in the release: {leaked[:3]}"
-    for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "masked_fill", "run_hidden_test", "_simclr_probe(ns", "LogisticRegression("):
-        assert marker not in text
-
-
-def test_scores_in_grades_csv(graded):
-    rows = _grades(graded["root"])
-    got = {student: float(rows[student]["raw_score"]) for student in graded["expected"]}
-    assert got == graded["expected"]
-    assert all(float(rows[s]["max_score"]) == AUTOGRADED + MANUAL for s in graded["expected"])
+# test_points_table_matches_the_notebook, test_committed_release_is_in_sync,
+# test_release_has_no_hidden_tests_solutions_or_weights, test_scores_in_grades_csv (tests/grading/assignment.py)
+globals().update(shared.common_tests(ASSIGNMENT, POINTS, AUTOGRADED, MANUAL, required_files=["simclr.pt"],
+                                     release_markers=("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "masked_fill", "run_hidden_test", "_simclr_probe(ns", "LogisticRegression(")))
 
 
 def test_every_mistake_fails_exactly_its_cells(graded):
     for student, mistakes in GROUPS.items():
-        failed = _failed(graded["root"], student)
+        failed = shared.failed_cells(graded["root"], ASSIGNMENT, student)
         for m in mistakes:  # per answer cell: exactly this mistake's cells among the cells of its task
             task_cells = {f"test_{MUTANTS[m][0]}_visible", f"test_{MUTANTS[m][0]}_hidden"}
             assert failed & task_cells == set(MUTANTS[m][2]), f"{student}/{m}: failed {sorted(failed & task_cells)}, expected {sorted(MUTANTS[m][2])}"
-        assert failed == failing_cells(mistakes), f"{student}: failed {sorted(failed)}, expected {sorted(failing_cells(mistakes))}"
-    for student in ("reference", "different_correct"):
-        assert _failed(graded["root"], student) == set(), student
-    assert _failed(graded["root"], "untrained_weights") == set(WEIGHT_TESTS)
+    shared.assert_failing_cells(graded["root"], ASSIGNMENT, {**{student: failing_cells(mistakes) for student, mistakes in GROUPS.items()},
+                                                             "reference": set(), "different_correct": set(), "untrained_weights": WEIGHT_TESTS})
 
 
 def test_feedback_explains_and_never_shows_hidden_tests(graded):
     feedback = graded["root"] / "grading" / "feedback"
-    pages = sorted(feedback.glob(f"*/{ASSIGNMENT}/simclr.html"))
-    assert {p.parent.parent.name for p in pages} == set(graded["expected"])
-    secrets = _hidden_secrets()
-    for page in pages:
-        html = page.read_text(errors="replace")
-        leaked = [s for s in secrets if s in html]
-        assert not leaked, f"{page.parent.parent.name}: hidden test code in feedback: {leaked[:3]}"
-        assert "hidden_tests.py" not in html and "_simclr_probe(ns" not in html and "def oracle_" not in html
+    shared.assert_feedback_for_all_hides_hidden_tests(graded, ASSIGNMENT, shared.assignment_secrets(ASSIGNMENT), markers=("hidden_tests.py", "_simclr_probe(ns", "def oracle_"))
     for student, mistakes in GROUPS.items():
         html = (feedback / student / ASSIGNMENT / "simclr.html").read_text(errors="replace")
         for m in mistakes:
             assert MUTANTS[m][3] in html, f"{student}: the feedback does not explain {m} ({MUTANTS[m][3]!r})"
     html = (feedback / "untrained_weights" / ASSIGNMENT / "simclr.html").read_text()
     assert "10 labels per class" in html and "at least" in html
-    assert sorted(p.name for p in (graded["root"] / "solutions" / ASSIGNMENT).iterdir()) == graded["before"]

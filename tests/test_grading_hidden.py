@@ -130,6 +130,79 @@ def test_borrowed_code_is_detected(reference, tmp_path, monkeypatch):
             run_hidden_test("protonet", "prototypes", ns)
 
 
+def _forbidding_module(forbidden: tuple[str, ...] | None):
+    """A hidden-tests module with one check ``t`` that calls the student's ``f``, and ``FORBIDDEN``."""
+    import types
+
+    module = types.ModuleType("hidden_forbidding")
+    module.TESTS = {"t": lambda probe: probe.call("f", np.ones((2, 3), np.float32), np.zeros((2, 3), np.float32))}
+    if forbidden is not None:
+        module.FORBIDDEN = forbidden
+    return module
+
+
+SSL_FORBIDDEN = ("fsl_utils.ssl.losses", "fsl_utils.ssl.evaluation:linear_probe")
+
+
+def ssl_namespace() -> dict:
+    """``f`` borrows fsl_utils.ssl's nt_xent, ``g`` its linear_probe, ``h`` uses its (allowed) embed;
+    the given code runs the course's nt_xent outside any check."""
+    ns: dict = {}
+    exec(
+        "import torch\nfrom fsl_utils import ssl\n"
+        "given = ssl.nt_xent(torch.ones(2, 3), torch.ones(2, 3))  # given notebook code, outside the checks\n"
+        "def f(z1, z2):\n    return ssl.nt_xent(z1, z2)\n"
+        "def g(z1, z2):\n    return torch.tensor(ssl.linear_probe(z1, torch.tensor([0, 1]), z1, torch.tensor([0, 1])))\n"
+        "def h(z1, z2):\n    return ssl.embed(torch.nn.Flatten(), torch.zeros(2, 1, 2, 2, dtype=torch.uint8))\n",
+        ns,
+    )
+    return ns
+
+
+def test_forbidden_of_the_hidden_tests_is_passed_to_the_probe():
+    """An assignment's ``FORBIDDEN`` (hidden_tests.py) adds packages, modules and single functions to
+    the default forbidden list, only for calls made by its checks."""
+    from fsl_utils.grading.hidden import run_check
+
+    ns = ssl_namespace()
+    run_check(_forbidding_module(None), "t", LocalProbe(ns))  # fsl_utils.ssl is allowed by default
+    with pytest.raises(HiddenTestError, match="your own code.*losses.py"):
+        run_check(_forbidding_module(SSL_FORBIDDEN), "t", LocalProbe(ns))
+    with pytest.raises(HiddenTestError, match="your own code.*losses.py"):
+        run_check(_forbidding_module(("fsl_utils.ssl",)), "t", LocalProbe(ns))  # a whole package
+    ns["f"] = ns["g"]  # a forbidden function of a module ...
+    with pytest.raises(HiddenTestError, match=r"evaluation.py:linear_probe"):
+        run_check(_forbidding_module(SSL_FORBIDDEN), "t", LocalProbe(ns))
+    ns["f"] = ns["h"]  # ... whose other functions stay allowed
+    run_check(_forbidding_module(SSL_FORBIDDEN), "t", LocalProbe(ns))
+    # the default list still applies, and a bad FORBIDDEN is the instructor's error, not the student's
+    exec("def f(z1, z2):\n    from easyfsl.methods.utils import compute_prototypes as cp\n    return cp(z1, torch.tensor([0, 1]))\n", ns)
+    with pytest.raises(HiddenTestError, match="your own code"):
+        run_check(_forbidding_module(SSL_FORBIDDEN), "t", LocalProbe(ns))
+    with pytest.raises(TypeError, match="FORBIDDEN"):
+        run_check(_forbidding_module("fsl_utils.ssl"), "t", LocalProbe(ssl_namespace()))
+
+
+def test_forbidden_modules_count_in_encoder_reports():
+    probe = LocalProbe({"Head": lambda: __import__("fsl_utils.ssl", fromlist=["ProjectionHead"]).ProjectionHead(4, 8, 2)})
+    assert probe.encoder_report("Head", np.ones((3, 4), np.float32))["foreign"] == []
+    probe = LocalProbe(probe.namespace, forbidden=SSL_FORBIDDEN + ("fsl_utils.ssl.heads",))
+    assert probe.encoder_report("Head", np.ones((3, 4), np.float32))["foreign"] == ["fsl_utils.ssl.heads.ProjectionHead"]
+    assert "heads.py" in probe.borrowed()
+
+
+def test_simclr_forbids_the_course_simclr_but_not_its_encoder():
+    """solutions/simclr/hidden_tests.py: every FORBIDDEN entry is installed, under the names its checks look for."""
+    from fsl_utils.grading.hidden import forbidden_extra
+    from fsl_utils.grading.probe_utils import forbidden_functions, forbidden_roots
+
+    simclr = load_hidden_tests("simclr", cases.ROOT)
+    extra = forbidden_extra(simclr)
+    assert len(forbidden_roots(extra)) + len(forbidden_functions(extra)) == len(extra) == 4
+    assert simclr._FORBIDDEN_NAMES == {"augment.py", "losses.py", "heads.py", "evaluation.py:linear_probe"}
+    assert not any(e.split(":")[0] in ("fsl_utils.ssl", "fsl_utils.ssl.cnn", "fsl_utils.ssl.evaluation") for e in extra if ":" not in e)
+
+
 @pytest.mark.parametrize(
     "patch",
     [

@@ -7,7 +7,6 @@ the ``graded_course`` fixture) -> generate_feedback -> export grades.csv.
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import json
 import shutil
@@ -17,13 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from fsl_utils.grading.feedback import secret_lines, strip_hidden
-from fsl_utils.grading.notebook import fill_solutions, read_notebook
-from fsl_utils.grading.release import comparable_cells
+from fsl_utils.grading.notebook import fill_solutions
 
-_spec = importlib.util.spec_from_file_location("grading_cases", Path(__file__).parent / "grading" / "cases.py")
-cases = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cases)
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"grading_{name}", Path(__file__).parent / "grading" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cases, shared = _load("cases"), _load("assignment")
 
 ASSIGNMENT = "protonet"
 MAX_SCORE = 25.0  # 20 autograded + 5 manual
@@ -31,42 +34,25 @@ STUDENTS = ["reference", "untouched_release", "untrained_weights", *cases.MUTANT
 
 
 def hidden_secrets() -> set[str]:
-    """Distinctive lines of the hidden tests (hidden regions and hidden_tests.py)."""
-    hidden = []
-    for cell in read_notebook(cases.SOURCE)["cells"]:
-        hidden += strip_hidden(cell["source"])[1]
-    hidden.append((cases.ROOT / "solutions" / ASSIGNMENT / "hidden_tests.py").read_text())
-    return secret_lines(hidden)
-
-
-def grades(root: Path) -> dict[str, dict[str, str]]:
-    with open(root / "grading" / "grades.csv", newline="") as f:
-        return {row["student_id"]: row for row in csv.DictReader(f)}
+    """Distinctive lines of the hidden tests (hidden regions and hidden_tests.py), all of them."""
+    return shared.hidden_secrets(cases.SOURCE, cases.ROOT / "solutions" / ASSIGNMENT / "hidden_tests.py", except_shown=False)
 
 
 def test_committed_release_is_in_sync(graded_course):
     """Fails when solutions/ changed but `make release` was not run (and committed)."""
-    fresh = comparable_cells(graded_course["released"])
-    committed = comparable_cells(cases.RELEASE)
-    assert len(fresh) == len(committed), "assignments/protonet is stale: run `make release` and commit it"
-    for i, (a, b) in enumerate(zip(fresh, committed)):
-        assert a == b, f"cell {i} of assignments/protonet/protonet.ipynb is stale: run `make release` and commit it"
+    shared.assert_release_in_sync(graded_course["released"], cases.RELEASE, ASSIGNMENT, manifest=False)  # (manifest: below)
 
 
 def test_release_has_no_hidden_tests_solutions_or_weights(graded_course):
     folder = graded_course["released"].parent
-    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "protonet.ipynb"], "only the notebook and its manifest are released"
+    shared.assert_release_contents(graded_course["released"], hidden_secrets(),
+                                   markers=("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "one_hot.T @ embeddings", "run_hidden_test"))
     assert json.loads((folder / "manifest.json").read_text()) == json.loads((cases.RELEASE.parent / "manifest.json").read_text()), "stale manifest: run `make release`"
-    text = (folder / "protonet.ipynb").read_text()
-    leaked = [s for s in hidden_secrets() if s in text]
-    assert not leaked, f"hidden test code in the release: {leaked[:3]}"
-    for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "one_hot.T @ embeddings", "run_hidden_test"):
-        assert marker not in text
 
 
 @pytest.mark.parametrize("student", STUDENTS)
 def test_scores_in_grades_csv(graded_course, student):
-    row = grades(graded_course["root"])[student]
+    row = shared.read_grades(graded_course["root"])[student]
     expected = graded_course["expected"][student]
     assert float(row["max_score"]) == MAX_SCORE
     assert float(row["raw_score"]) == expected, f"{student}: got {row['raw_score']}, expected {expected}"
@@ -74,24 +60,16 @@ def test_scores_in_grades_csv(graded_course, student):
 
 def test_every_test_cell_scores_as_expected(graded_course):
     """Per cell, not only the sum: each mistake fails exactly the cells cases.py names."""
-    root = graded_course["root"]
-    for student, (_, _, failing) in cases.MUTANTS.items():
-        nb = read_notebook(root / "grading" / "autograded" / student / ASSIGNMENT / "protonet.ipynb")
-        failed = {c["metadata"]["nbgrader"]["grade_id"] for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade")
-                  and c["cell_type"] == "code" and any(o["output_type"] == "error" for o in c.get("outputs", []))}
-        assert failed == set(failing), f"{student}: failed {sorted(failed)}, expected {sorted(failing)}"
+    shared.assert_failing_cells(graded_course["root"], ASSIGNMENT, {student: failing for student, (_, _, failing) in cases.MUTANTS.items()})
 
 
 def test_feedback_never_shows_hidden_tests(graded_course):
-    pages = sorted((graded_course["root"] / "grading" / "feedback").glob(f"*/{ASSIGNMENT}/protonet.html"))
+    pages = shared.feedback_pages(graded_course["root"], ASSIGNMENT)
     graded = set(graded_course["expected"]) - {"invalid_json"}
     assert {p.parent.parent.name for p in pages} >= graded - {"wrong_assignment"}, "every graded submission gets feedback"
-    secrets = hidden_secrets()
+    shared.assert_feedback_hides(pages, hidden_secrets(), markers=("Traceback (most recent call last)", "run_hidden_test", "BEGIN HIDDEN TESTS"))
     for page in pages:
         html = page.read_text(errors="replace")
-        leaked = [s for s in secrets if s in html]
-        assert not leaked, f"{page.parent.parent.name}: hidden test code in feedback: {leaked[:3]}"
-        assert "Traceback (most recent call last)" not in html and "run_hidden_test" not in html and "BEGIN HIDDEN TESTS" not in html
         own = (graded_course["root"] / "grading" / "submitted" / page.parent.parent.name / ASSIGNMENT / "protonet.ipynb").read_bytes()
         if b"hidden_tests.py" not in own:  # (hostile submissions name the file in their own code)
             assert "hidden_tests.py" not in html

@@ -83,6 +83,17 @@ def test_borrowing_and_tampering_are_reported_remotely(monkeypatch):
         run_check(HIDDEN, "environment", RemoteProbe(fake_kernel(namespace())))
 
 
+def test_forbidden_of_the_hidden_tests_reaches_the_kernel():
+    """The grader sends the assignment's FORBIDDEN to the kernel's probe (one session per check)."""
+    forbidding, ssl_namespace = hidden_tests_module._forbidding_module, hidden_tests_module.ssl_namespace
+    run_check(forbidding(None), "t", RemoteProbe(fake_kernel(ssl_namespace())))
+    with pytest.raises(HiddenTestError, match="your own code.*losses.py"):
+        run_check(forbidding(hidden_tests_module.SSL_FORBIDDEN), "t", RemoteProbe(fake_kernel(ssl_namespace())))
+    ns = ssl_namespace()
+    ns["f"] = ns["h"]
+    run_check(forbidding(hidden_tests_module.SSL_FORBIDDEN), "t", RemoteProbe(fake_kernel(ns)))
+
+
 def test_missing_or_garbled_answers_fail_the_test():
     with pytest.raises(NoAnswer, match="time limit"):
         RemoteProbe(lambda code: [{"output_type": "error", "ename": "CellTimeoutError", "evalue": ""}]).tampering()

@@ -11,7 +11,10 @@ The checks themselves live in ``solutions/<assignment>/hidden_tests.py`` (exclud
 the release by ``nbgrader_config.py``), a module with a dict ``TESTS`` mapping test
 names to functions ``check(probe)`` that raise ``AssertionError`` with a message for the
 student. Failures surface as :class:`HiddenTestError` carrying only that message and the
-student's own frames, so feedback never shows the hidden code.
+student's own frames, so feedback never shows the hidden code. The module may also define
+``prepare()`` (run by the grader before autograding, :func:`.pipeline.prepare`) and
+``FORBIDDEN``, the assignment's own code students must not run from graded functions
+(:func:`forbidden_extra`).
 
 Run in the notebook (nbval, the instructor), a check and the student's code share the
 kernel (:class:`~.probe.LocalProbe`). While autograding, the grader runs the check in its
@@ -114,12 +117,25 @@ def tampering() -> list[str]:
     return found
 
 
+def forbidden_extra(module: types.ModuleType) -> tuple[str, ...]:
+    """The assignment's own forbidden code: ``FORBIDDEN`` of its ``hidden_tests.py``, a tuple of
+    dotted package/module names or ``"module:function"`` entries, forbidden in addition to
+    :data:`~.probe_utils.FORBIDDEN_PACKAGES` while its checks' calls run (default: none)."""
+    extra = getattr(module, "FORBIDDEN", ())
+    if isinstance(extra, str) or not all(isinstance(p, str) and p for p in extra):
+        raise TypeError(f"FORBIDDEN of {getattr(module, '__file__', module)} must be a tuple of module names or 'module:function', got {extra!r}")
+    return tuple(extra)
+
+
 def run_check(module: types.ModuleType, name: str, probe: Any) -> None:
     """Run check ``name`` of a hidden-tests ``module`` against ``probe``.
 
     The same for both probes: a :class:`~.probe.LocalProbe` (the check and the student's
     code share this process) and a :class:`~.remote.RemoteProbe` (the check runs in the
     grader, the student's code in its kernel).
+
+    Code of :data:`~.probe_utils.FORBIDDEN_PACKAGES` and of the module's own ``FORBIDDEN``
+    (:func:`forbidden_extra`) that runs during the check's calls counts as borrowed.
 
     Raises:
         HiddenTestError: the test failed, the environment was tampered with, the
@@ -134,6 +150,9 @@ def run_check(module: types.ModuleType, name: str, probe: Any) -> None:
             "The test environment was modified (" + ", ".join(altered) + "). Remove the code that replaces these "
             "functions; tests cannot pass while it runs."
         )
+    extra = forbidden_extra(module)
+    if extra:
+        probe.forbid(extra)
     check = module.TESTS[name]
     try:
         with warnings.catch_warnings():

@@ -18,7 +18,7 @@ import contextlib
 import hashlib
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,7 +26,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from .probe_utils import FORBIDDEN_PACKAGES, compile_helpers, describe_layers, encode, forbidden_roots, to_torch
+from .probe_utils import (
+    FORBIDDEN_PACKAGES,
+    compile_helpers,
+    describe_layers,
+    encode,
+    forbidden_functions,
+    forbidden_roots,
+    module_packages,
+    to_torch,
+)
 
 _EMBED_CACHE: dict[tuple, np.ndarray] = {}
 
@@ -41,6 +50,7 @@ class Probe(Protocol):
     def embed_with_weights(self, name: str, filename: str, images: np.ndarray) -> np.ndarray: ...
     def source(self, name: str) -> str | None: ...
     def borrowed(self) -> list[str]: ...
+    def forbid(self, packages: Sequence[str]) -> None: ...
     def tampering(self) -> list[str]: ...
 
 
@@ -48,17 +58,36 @@ class LocalProbe:
     """Runs the student's objects, looked up by name in ``namespace``, in this process.
 
     Every call is traced (``sys.setprofile``): Python code executed from the forbidden
-    packages (:data:`FORBIDDEN_PACKAGES`) is recorded and reported by :meth:`borrowed`.
-    File names are relative to the current folder (the notebook's).
+    packages (:data:`FORBIDDEN_PACKAGES`, plus those added by :meth:`forbid`) is recorded
+    and reported by :meth:`borrowed`; code that runs outside the probe's calls (e.g. the
+    notebook's given cells) is never traced. File names are relative to the current folder
+    (the notebook's).
 
     Args:
         namespace: the notebook's globals (``globals()`` in a test cell).
+        forbidden: more packages, modules or ``"module:function"`` entries to forbid
+            (as :meth:`forbid`).
     """
 
-    def __init__(self, namespace: Mapping[str, Any]) -> None:
+    def __init__(self, namespace: Mapping[str, Any], forbidden: Iterable[str] = ()) -> None:
         self.namespace = namespace
-        self._roots = forbidden_roots()
+        self._packages: tuple[str, ...] = ()
         self._borrowed: set[str] = set()
+        self.forbid(FORBIDDEN_PACKAGES)
+        self.forbid(forbidden)
+
+    def forbid(self, packages: Iterable[str]) -> None:
+        """Also forbid ``packages`` in the calls that follow: dotted names of packages or
+        modules (all their code), or ``"module:function"`` (that one function; e.g.
+        ``"fsl_utils.ssl.evaluation:linear_probe"`` while the same module's ``embed`` stays
+        allowed). An assignment lists them in ``FORBIDDEN`` of its ``hidden_tests.py``;
+        :func:`.hidden.run_check` passes them on. Names not installed are ignored."""
+        new = tuple(str(p) for p in packages if str(p) not in self._packages)
+        if not new:
+            return
+        self._packages += new
+        self._roots = forbidden_roots(self._packages)
+        self._functions = forbidden_functions(self._packages)
 
     def _get(self, name: str) -> Any:
         if name not in self.namespace:
@@ -82,14 +111,18 @@ class LocalProbe:
                     self.namespace.pop(k, None)  # type: ignore[attr-defined]
 
     def _traced(self, fn: Callable[..., Any], *args: Any) -> Any:
-        roots, seen = self._roots, self._borrowed
+        roots, functions, seen = self._roots, self._functions, self._borrowed
 
         def profile(frame: Any, event: str, arg: Any) -> None:
-            if event == "call" and frame.f_code.co_filename.startswith(roots):
-                seen.add(os.path.basename(frame.f_code.co_filename))
+            if event == "call":
+                code = frame.f_code
+                if code.co_filename.startswith(roots):
+                    seen.add(os.path.basename(code.co_filename))
+                elif functions and (code.co_filename, code.co_name) in functions:
+                    seen.add(f"{os.path.basename(code.co_filename)}:{code.co_name}")
 
         previous = sys.getprofile()
-        sys.setprofile(profile if roots else None)
+        sys.setprofile(profile if roots or functions else None)
         try:
             return fn(*args)
         finally:
@@ -100,7 +133,8 @@ class LocalProbe:
         return name in self.namespace
 
     def borrowed(self) -> list[str]:
-        """Files of forbidden packages whose code ran during the probes so far."""
+        """Files of forbidden packages (``"file.py:function"`` for forbidden functions) whose
+        code ran during the probes so far."""
         return sorted(self._borrowed)
 
     def tampering(self) -> list[str]:
@@ -162,7 +196,7 @@ class LocalProbe:
         model = self._traced(self._get(name))
         if not isinstance(model, nn.Module):
             raise TypeError(f"`{name}()` returned a {type(model).__name__}, expected a torch.nn.Module")
-        layers, foreign = describe_layers(model, FORBIDDEN_PACKAGES)
+        layers, foreign = describe_layers(model, module_packages(self._packages))
         xt = torch.from_numpy(x.copy())
         model.train()
         out_train = self._traced(model, xt)

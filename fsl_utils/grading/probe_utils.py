@@ -4,7 +4,7 @@ compiling reference helpers, locating the packages students must not borrow from
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +13,46 @@ import torch
 from torch import nn
 
 #: Code a student must not borrow: the package's own few-shot methods and encoders,
-#: and easyfsl (installed for a benchmark).
+#: and easyfsl (installed for a benchmark). An assignment adds its own entries with a tuple
+#: ``FORBIDDEN`` in its ``hidden_tests.py`` (see :func:`.hidden.run_check`).
 FORBIDDEN_PACKAGES = ("fsl_utils.methods", "fsl_utils.backbones", "easyfsl")
 
 
-def forbidden_roots() -> tuple[str, ...]:
-    """Source folders (or files) of :data:`FORBIDDEN_PACKAGES` that are installed."""
+def _origin(module: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    return None if spec is None or spec.origin is None else Path(spec.origin)
+
+
+def forbidden_roots(packages: Iterable[str] = FORBIDDEN_PACKAGES) -> tuple[str, ...]:
+    """Source folders (or files) of the installed ``packages`` (dotted names of packages or
+    modules; ``"module:function"`` entries are :func:`forbidden_functions`)."""
     roots = []
-    for name in FORBIDDEN_PACKAGES:
-        try:
-            spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError):
-            spec = None
-        if spec is None or spec.origin is None:
-            continue
-        origin = Path(spec.origin)
-        roots.append(str(origin.parent if origin.name == "__init__.py" else origin))
+    for name in packages:
+        origin = None if ":" in name else _origin(name)
+        if origin is not None:
+            roots.append(str(origin.parent if origin.name == "__init__.py" else origin))
     return tuple(roots)
+
+
+def forbidden_functions(packages: Iterable[str] = FORBIDDEN_PACKAGES) -> frozenset[tuple[str, str]]:
+    """``(source file, function name)`` of the ``"module:function"`` entries of ``packages``
+    (one function of a module whose other functions students may use, e.g.
+    ``"fsl_utils.ssl.evaluation:linear_probe"`` but not ``embed``)."""
+    found = set()
+    for entry in packages:
+        module, _, function = entry.partition(":")
+        origin = _origin(module) if function else None
+        if origin is not None:
+            found.add((str(origin), function))
+    return frozenset(found)
+
+
+def module_packages(packages: Iterable[str]) -> tuple[str, ...]:
+    """The entries of ``packages`` that name whole packages or modules (not ``"module:function"``)."""
+    return tuple(p for p in packages if ":" not in p)
 
 
 def encode(value: Any) -> dict[str, Any]:

@@ -23,14 +23,14 @@ import traceback
 import uuid
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 MIME = "application/x-fsl-probe"
 MAX_ANSWER_CHARS = 64 * 2**20
-METHODS = ("has", "call", "encoder_report", "loss_probe", "file_info", "embed_with_weights", "source", "borrowed", "tampering")
+METHODS = ("has", "call", "encoder_report", "loss_probe", "file_info", "embed_with_weights", "source", "borrowed", "forbid", "tampering")
 _SESSIONS: dict[str, Any] = {}
 
 
@@ -204,6 +204,9 @@ class RemoteProbe:
 
     def borrowed(self) -> list[str]:
         return [str(x) for x in self._request("borrowed")]
+
+    def forbid(self, packages: Sequence[str]) -> None:
+        self._request("forbid", [str(p) for p in packages])
 
     def tampering(self) -> list[str]:
         return [str(x) for x in self._request("tampering")]

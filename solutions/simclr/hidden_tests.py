@@ -12,10 +12,12 @@ Like the maml assignment, every check calls ``grading_probe`` (a locked two-line
 sends :data:`HARNESS` as the probe's ``substitutes``: while the call runs, ``_simclr_probe``
 calls the student's function in the student's kernel on the arrays it receives (building
 the modules it needs) and returns plain tensors. The harness holds inputs and plumbing,
-never expected values. It also records whether the course's own SimCLR pieces
-(``fsl_utils.ssl``'s augmentations, ``nt_xent``, ``ProjectionHead``, ``linear_probe``) ran:
-``fsl_utils.ssl`` is not among the probe's forbidden packages because the notebook uses its
-encoder and ``embed``.
+never expected values. The course's own SimCLR pieces (``fsl_utils.ssl``'s augmentations,
+``nt_xent``, ``ProjectionHead``, ``linear_probe``) are in :data:`FORBIDDEN`, which the grader
+adds to the probe's forbidden packages: their code running during a check's call counts as
+borrowed (the rest of ``fsl_utils.ssl`` stays allowed: the notebook uses its encoder and
+``embed``, and its given cells run outside the checks' calls, untraced). Every check asks
+the probe after each call, so borrowing fails the task with :data:`BORROWED` at once.
 """
 
 from __future__ import annotations
@@ -35,41 +37,17 @@ PROBE_C = 0.1
 #: The fixed evaluation data: a pool of training images (the labelled draws come from it) and the test set.
 POOL_SIZE, POOL_SEED, N_DRAWS = 2000, 2026, 5
 
+#: Forbidden in addition to the probe's FORBIDDEN_PACKAGES while a check's call runs (fsl_utils.grading.hidden.run_check):
+#: the course's SimCLR augmentations, losses and heads, and its linear probe (not ``embed``, which the notebook uses).
+FORBIDDEN = ("fsl_utils.ssl.augment", "fsl_utils.ssl.losses", "fsl_utils.ssl.heads", "fsl_utils.ssl.evaluation:linear_probe")
+#: How the probe names them in ``borrowed()`` (a file, or "file:function").
+_FORBIDDEN_NAMES = frozenset(e.rpartition(".")[2].replace(":", ".py:") if ":" in e else e.rpartition(".")[2] + ".py" for e in FORBIDDEN)
+
 # Runs in the student's kernel, only while a check's call is in flight (probe substitutes).
 HARNESS = '''
 def _simclr_probe(ns, task, *args):
-    import os
-    import sys
-
     import torch
     from torch import nn
-
-    borrowed = []
-    banned_files = ("augment.py", "losses.py", "heads.py")
-
-    def banned(code):
-        path = code.co_filename.replace(os.sep, "/")
-        if "fsl_utils/ssl/" not in path:
-            return False
-        return path.rsplit("/", 1)[-1] in banned_files or code.co_name == "linear_probe"
-
-    def traced(fn, *a):
-        previous = sys.getprofile()
-
-        def profile(frame, event, arg):
-            if previous is not None:
-                previous(frame, event, arg)
-            if event == "call" and banned(frame.f_code):
-                borrowed.append(frame.f_code.co_name)
-
-        sys.setprofile(profile)
-        try:
-            return fn(*a)
-        finally:
-            sys.setprofile(previous)
-
-    def flag():
-        return torch.tensor(float(bool(borrowed)))
 
     def tensor_or_nan(value):
         return value.detach() if isinstance(value, torch.Tensor) else torch.tensor(float("nan"))
@@ -80,22 +58,22 @@ def _simclr_probe(ns, task, *args):
         state = torch.get_rng_state()
         try:
             torch.manual_seed(int(seed))
-            out = traced(ns["augment_pair"], images, int(size))
+            out = ns["augment_pair"](images, int(size))
             if not isinstance(out, (tuple, list)) or len(out) != 2:
                 raise TypeError(f"augment_pair must return a tuple (view1, view2), got {type(out).__name__}")
             torch.manual_seed(int(seed))
-            again = traced(ns["augment_pair"], images, int(size))
+            again = ns["augment_pair"](images, int(size))
         finally:
             torch.set_rng_state(state)
         same = float(all(isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
                          for a, b in zip(out, again)))
         unchanged = float(torch.equal(images, original))
-        return out[0], out[1], torch.tensor(same), torch.tensor(unchanged), flag()
+        return out[0], out[1], torch.tensor(same), torch.tensor(unchanged)
 
     if task == "nt_xent":
         z1, z2, temperature = args
         a, b = z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)
-        loss = traced(ns["nt_xent"], a, b, float(temperature))
+        loss = ns["nt_xent"](a, b, float(temperature))
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise TypeError(f"nt_xent must return a scalar tensor, got {type(loss).__name__} {tuple(getattr(loss, 'shape', ()))}")
         connected = 0.0
@@ -107,16 +85,16 @@ def _simclr_probe(ns, task, *args):
                 ga, gb = [torch.zeros_like(t) if g is None else g.detach() for t, g in zip((a, b), grads)]
             except RuntimeError:
                 pass
-        return loss.detach().reshape(()), ga, gb, torch.tensor(connected), flag()
+        return loss.detach().reshape(()), ga, gb, torch.tensor(connected)
 
     if task == "head":
         in_dim, hidden_dim, out_dim, h, seed = args
         torch.manual_seed(int(seed))
-        head = traced(ns["ProjectionHead"], int(in_dim), int(hidden_dim), int(out_dim))
+        head = ns["ProjectionHead"](int(in_dim), int(hidden_dim), int(out_dim))
         if not isinstance(head, nn.Module):
             raise TypeError(f"ProjectionHead must be an nn.Module, got {type(head).__name__}")
         head.train()
-        z = traced(head, h)
+        z = head(h)
         if not isinstance(z, torch.Tensor):
             raise TypeError(f"ProjectionHead returned a {type(z).__name__}, expected a tensor")
         params = [p for p in head.parameters() if p.requires_grad]
@@ -130,8 +108,8 @@ def _simclr_probe(ns, task, *args):
         with torch.no_grad():
             x1, x2 = h[:1], h[1:2]
             batch = torch.cat([x1, x2, x1 + x2, torch.zeros_like(x1), 2 * x1, -x2])
-            f = traced(head, batch)
-        return z.detach(), torch.tensor(trained), shapes, f.detach(), flag()
+            f = head(batch)
+        return z.detach(), torch.tensor(trained), shapes, f.detach()
 
     if task == "linear_eval":
         weight, bias, train_x, train_y, test_x, test_y = args
@@ -152,11 +130,11 @@ def _simclr_probe(ns, task, *args):
             encoder.linear.bias.copy_(bias)
         before = {k: v.clone() for k, v in encoder.state_dict().items()}
         labels = test_y.clone()
-        acc = traced(ns["linear_eval"], encoder, train_x, train_y, test_x, test_y)
+        acc = ns["linear_eval"](encoder, train_x, train_y, test_x, test_y)
         after = encoder.state_dict()
         unchanged = float(set(after) == set(before) and all(torch.equal(after[k], v) for k, v in before.items()))
         value = float(acc) if isinstance(acc, (int, float)) or (isinstance(acc, torch.Tensor) and acc.numel() == 1) else float("nan")
-        return torch.tensor(value, dtype=torch.float64), torch.tensor(unchanged), torch.tensor(float(torch.equal(labels, test_y))), flag()
+        return torch.tensor(value, dtype=torch.float64), torch.tensor(unchanged), torch.tensor(float(torch.equal(labels, test_y)))
 
     if task == "weights":
         pool, filename = args
@@ -190,8 +168,10 @@ def _require_hook(probe) -> None:
     assert probe.has("grading_probe"), "the cell defining `grading_probe` (under 'Setup') was removed or not run: restore it and run it."
 
 
-def _not_borrowed(out: dict) -> None:
-    assert _number(out) == 0.0, BORROWED
+def _not_borrowed(probe) -> None:
+    """Fails at once when the call just made ran :data:`FORBIDDEN` code (the grader's ``run_check`` would only
+    report it, in general terms, after the whole check)."""
+    assert not _FORBIDDEN_NAMES.intersection(probe.borrowed()), BORROWED
 
 
 # -- oracle (float64, the equations written out) ------------------------------------------
@@ -232,7 +212,7 @@ def _blocks(rng: np.random.Generator, n: int, gray: bool) -> np.ndarray:
 
 def _views(probe, images: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     out = _call(probe, "augment", images, size, seed)
-    _not_borrowed(out[4])
+    _not_borrowed(probe)
     assert _number(out[3]) == 1.0, "augment_pair modified the images it was given; build new tensors."
     views = []
     for o, which in zip(out[:2], ("view1", "view2")):
@@ -299,7 +279,7 @@ def check_nt_xent(probe) -> None:
         z1 = (scale[:n] * (base + 0.6 * rng.standard_normal((n, d)))).astype(np.float32)
         z2 = (scale[n:] * (base + 0.6 * rng.standard_normal((n, d)))).astype(np.float32)
         out = _call(probe, "nt_xent", z1, z2, tau)
-        _not_borrowed(out[4])
+        _not_borrowed(probe)
         loss = _number(out[0])
         assert loss is not None and np.isfinite(loss), "nt_xent must return a finite scalar tensor"
         want, ga, gb = oracle_nt_xent(z1, z2, tau)
@@ -330,7 +310,7 @@ def check_projection_head(probe) -> None:
     for in_dim, hidden_dim, out_dim in ((20, 24, 6), (12, 40, 16)):
         h = rng.standard_normal((8, in_dim)).astype(np.float32)
         out = _call(probe, "head", in_dim, hidden_dim, out_dim, h, 5)
-        _not_borrowed(out[4])
+        _not_borrowed(probe)
         assert out[0]["kind"] == "tensor" and out[0]["array"].shape == (8, out_dim), (
             f"ProjectionHead({in_dim}, {hidden_dim}, {out_dim}) must map (8, {in_dim}) to (8, {out_dim})")
         shapes = {tuple(s) for s in out[2]["array"].tolist()}
@@ -367,7 +347,7 @@ def check_linear_eval(probe) -> None:
         for permuted in (False, True):
             labels = (test_y + 1) % n_classes if permuted else test_y
             out = _call(probe, "linear_eval", weight, bias, train_x, train_y, test_x, labels)
-            _not_borrowed(out[3])
+            _not_borrowed(probe)
             acc = _number(out[0])
             assert acc is not None and np.isfinite(acc), "linear_eval must return the accuracy as a number"
             assert _number(out[1]) == 1.0, ("linear_eval changed the encoder (its weights or its BatchNorm running statistics): keep it frozen — "

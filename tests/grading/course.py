@@ -14,26 +14,19 @@ import hashlib
 import importlib.util
 import json
 import os
-import resource
-import shutil
 import socket
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from fsl_utils.grading import sandbox
 from fsl_utils.grading.notebook import fill_solutions, load_reference
-from fsl_utils.grading.pipeline import grade, release
 
 ASSIGNMENT = "protonet"
 #: Per-cell time limit while the test batch is graded (the infinite loops wait for it; generous,
 #: because on a busy machine the setup and weights cells alone can take a minute).
 CELL_TIMEOUT = 120
-#: Submissions graded at the same time (one sandboxed kernel per core of a 2-core CI machine).
-JOBS = 2
 
 
 def _load(name: str) -> Any:
@@ -45,6 +38,8 @@ def _load(name: str) -> Any:
 
 cases = _load("cases")
 adversarial = _load("adversarial")
+shared = _load("assignment")
+JOBS = shared.JOBS
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -54,15 +49,7 @@ def digest(folder: Path) -> dict[str, str]:
 
 def submit(root: Path, student: str, notebook: dict | Path, weights: Path | None) -> Path:
     """Put ``student``'s notebook (a path or JSON) and weights in ``grading/submitted``."""
-    folder = root / "grading" / "submitted" / student / ASSIGNMENT
-    folder.mkdir(parents=True)
-    if isinstance(notebook, Path):
-        shutil.copy(notebook, folder / "protonet.ipynb")
-    else:
-        (folder / "protonet.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
-    if weights is not None:
-        shutil.copy(weights, folder / "protonet.pt")
-    return folder
+    return shared.submit(root, ASSIGNMENT, student, notebook, weights)
 
 
 class _Listener:
@@ -101,22 +88,17 @@ def build_and_grade(root: Path) -> dict[str, Any]:
         change), ``expected`` (student -> autograded score), ``seconds`` and
         ``cpu_seconds`` of grading (this process and its children).
     """
-    if not sandbox.available():
-        raise RuntimeError("the grading tests need the sandbox: Linux and root (as in CI and on the grading machine)")
-    shutil.copy(cases.ROOT / "nbgrader_config.py", root)
-    shutil.copytree(cases.ROOT / "solutions" / ASSIGNMENT, root / "solutions" / ASSIGNMENT, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
-    released = release(root, ASSIGNMENT) / "protonet.ipynb"
+    released = shared.release_course(root, ASSIGNMENT)
 
     expected: dict[str, float] = {}
     untrained = root / "untrained.pt"
     torch.manual_seed(0)
     torch.save(load_reference(cases.SOURCE).ProtoNetEncoder().state_dict(), untrained)
-    submit(root, "reference", cases.SOURCE, cases.WEIGHTS)
-    expected["reference"] = float(cases.AUTOGRADED_POINTS)
-    submit(root, "untouched_release", released, None)
-    expected["untouched_release"] = 0.0
-    submit(root, "untrained_weights", fill_solutions(released, cases.answers()), untrained)
-    expected["untrained_weights"] = cases.expected_score(("test_weights_5w5s", "test_weights_5w1s"))
+    usual = shared.usual_submissions(ASSIGNMENT, released, cases.answers(), untrained, float(cases.AUTOGRADED_POINTS),
+                                     cases.expected_score(("test_weights_5w5s", "test_weights_5w1s")))
+    for name, (notebook, weights, score) in usual.items():
+        submit(root, name, notebook, weights)
+        expected[name] = score
     for name, (_, _, failing) in cases.MUTANTS.items():
         submit(root, name, fill_solutions(released, cases.answers(name)), cases.WEIGHTS)
         expected[name] = cases.expected_score(failing)
@@ -130,25 +112,11 @@ def build_and_grade(root: Path) -> dict[str, Any]:
     before = {"solutions": digest(root / "solutions"), "reference": digest(root / "grading" / "submitted" / "reference"),
               "repo_solutions": digest(cases.ROOT / "solutions" / ASSIGNMENT)}
 
-    saved = os.environ.get("FSL_CELL_TIMEOUT")
-    os.environ["FSL_CELL_TIMEOUT"] = str(CELL_TIMEOUT)
-    start, cpu = time.perf_counter(), _cpu()
     try:
-        grade(root, ASSIGNMENT, sandbox=True, jobs=JOBS)
+        seconds, cpu_seconds = shared.grade_batch(root, ASSIGNMENT, len(expected), jobs=JOBS, cell_timeout=CELL_TIMEOUT)
     finally:
-        seconds, cpu_seconds = time.perf_counter() - start, _cpu() - cpu
-        if saved is None:
-            os.environ.pop("FSL_CELL_TIMEOUT", None)
-        else:
-            os.environ["FSL_CELL_TIMEOUT"] = saved
         listener.close()
-    print(f"graded {len(expected)} submissions in {seconds:.0f} s ({cpu_seconds:.0f} CPU-s)")
     (root / "timing.json").write_text(json.dumps({"submissions": len(expected), "jobs": JOBS, "seconds": seconds, "cpu_seconds": cpu_seconds,
                                                   "load_average": os.getloadavg()}))
     return {"root": root, "released": released, "received": listener.received, "before": before, "expected": expected,
             "seconds": seconds, "cpu_seconds": cpu_seconds}
-
-
-def _cpu() -> float:
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
