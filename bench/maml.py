@@ -29,7 +29,7 @@ from fsl_utils.evaluate import evaluate
 from fsl_utils.methods.maml import MAML, MAMLClassifier, maml_conv4, meta_train_step
 
 HEAD = ("1.weight", "1.bias")
-# MAML: Finn et al. 2017, Table 1. First-order MAML on Omniglot: Nichol et al. 2018 (Reptile), Table 1,
+# MAML: Finn et al. 2017, Table 1. First-order MAML on Omniglot: Nichol et al. 2018 (Reptile), Table 2 (Omniglot),
 # "1st-order MAML + Transduction" (Finn et al. report first order on miniImageNet only).
 PAPER = {"MAML 5w1s": 98.7, "MAML 5w5s": 99.9, "FOMAML 5w1s": 98.3, "FOMAML 5w5s": 99.2}
 
