@@ -40,8 +40,6 @@ POOL_SIZE, POOL_SEED, N_DRAWS = 2000, 2026, 5
 #: Forbidden in addition to the probe's FORBIDDEN_PACKAGES while a check's call runs (fsl_utils.grading.hidden.run_check):
 #: the course's SimCLR augmentations, losses and heads, and its linear probe (not ``embed``, which the notebook uses).
 FORBIDDEN = ("fsl_utils.ssl.augment", "fsl_utils.ssl.losses", "fsl_utils.ssl.heads", "fsl_utils.ssl.evaluation:linear_probe")
-#: How the probe names them in ``borrowed()`` (a file, or "file:function").
-_FORBIDDEN_NAMES = frozenset(e.rpartition(".")[2].replace(":", ".py:") if ":" in e else e.rpartition(".")[2] + ".py" for e in FORBIDDEN)
 
 # Runs in the student's kernel, only while a check's call is in flight (probe substitutes).
 HARNESS = '''
@@ -155,8 +153,9 @@ def _simclr_probe(ns, task, *args):
     raise ValueError(f"unknown probe task {task!r}")
 '''
 
-BORROWED = ("this task must be solved with your own code, but it ran the course's SimCLR implementation in fsl_utils.ssl "
-            "(simclr_augment/BatchAugment, nt_xent, ProjectionHead or linear_probe); write it yourself with torch operations.")
+BORROWED = ("this task must be solved with your own code, but it ran the course's implementation ({}); the course's SimCLR "
+            "pieces (fsl_utils.ssl's simclr_augment/BatchAugment, nt_xent, ProjectionHead, linear_probe) and its few-shot "
+            "methods are off limits in graded functions: write it yourself with torch operations.")
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -169,9 +168,10 @@ def _require_hook(probe) -> None:
 
 
 def _not_borrowed(probe) -> None:
-    """Fails at once when the call just made ran :data:`FORBIDDEN` code (the grader's ``run_check`` would only
-    report it, in general terms, after the whole check)."""
-    assert not _FORBIDDEN_NAMES.intersection(probe.borrowed()), BORROWED
+    """Fails at once when the call just made ran forbidden code — :data:`FORBIDDEN` or the probe's default
+    packages, as the probe reports it (the grader's ``run_check`` would only report it after the whole check)."""
+    borrowed = probe.borrowed()
+    assert not borrowed, BORROWED.format(", ".join(borrowed))
 
 
 # -- oracle (float64, the equations written out) ------------------------------------------
