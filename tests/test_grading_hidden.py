@@ -192,15 +192,23 @@ def test_forbidden_modules_count_in_encoder_reports():
 
 
 def test_simclr_forbids_the_course_simclr_but_not_its_encoder():
-    """solutions/simclr/hidden_tests.py: every FORBIDDEN entry is installed, under the names its checks look for."""
+    """solutions/simclr/hidden_tests.py: every FORBIDDEN entry is installed, and its checks fail at once, naming
+    what ran, after a call that ran one of them."""
     from fsl_utils.grading.hidden import forbidden_extra
     from fsl_utils.grading.probe_utils import forbidden_functions, forbidden_roots
 
     simclr = load_hidden_tests("simclr", cases.ROOT)
     extra = forbidden_extra(simclr)
     assert len(forbidden_roots(extra)) + len(forbidden_functions(extra)) == len(extra) == 4
-    assert simclr._FORBIDDEN_NAMES == {"augment.py", "losses.py", "heads.py", "evaluation.py:linear_probe"}
     assert not any(e.split(":")[0] in ("fsl_utils.ssl", "fsl_utils.ssl.cnn", "fsl_utils.ssl.evaluation") for e in extra if ":" not in e)
+    from fsl_utils.ssl import nt_xent
+
+    probe = LocalProbe({"own": lambda z: (z * z).sum(), "course": lambda z: nt_xent(z, z.flip(0), 0.5)}, forbidden=extra)
+    probe.call("own", np.ones((4, 3), np.float32))
+    simclr._not_borrowed(probe)  # the student's own code: no complaint
+    probe.call("course", np.ones((4, 3), np.float32))
+    with pytest.raises(AssertionError, match=r"\(losses\.py\).*write it yourself"):
+        simclr._not_borrowed(probe)
 
 
 @pytest.mark.parametrize(
