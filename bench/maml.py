@@ -107,7 +107,7 @@ def train(first_order: bool, args: argparse.Namespace, train_set, seed: int = 0)
     exactly MAML (the body's inner gradient is zero at a zero head) at about half the cost.
     """
     torch.manual_seed(seed)
-    model = maml_conv4(5, hidden=args.hidden).to(memory_format=torch.channels_last)  # ~1.4x faster convs on CPUs
+    model = maml_conv4(5, hidden=args.hidden)  # Conv4 keeps its weights channels-last: ~1.4x faster convs on CPUs
     trainer = MAML(model, inner_lr=0.4, inner_steps=1, first_order=first_order, zero_init=HEAD, inner_params=HEAD)
     opt = torch.optim.Adam(trainer.parameters(), lr=args.lr)
     steps, meta_batch = args.steps, args.meta_batch

@@ -61,6 +61,28 @@ def test_conv4_shapes():
     assert Conv4(in_channels=3).output_dim(84) == 1600
 
 
+def test_conv4_is_channels_last_and_computes_the_same_numbers():
+    """Channels-last weights are a speed choice only: same outputs as a contiguous copy,
+    and the format survives .to(), deepcopy and load_state_dict."""
+    import copy
+
+    torch.manual_seed(0)
+    net = Conv4(hidden=8).eval()
+    convs = lambda m: [c.weight for c in m.modules() if isinstance(c, torch.nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs(net))
+    assert not any(w.is_contiguous() for w in convs(net)[1:])  # (the 1-channel first conv is both)
+    plain = copy.deepcopy(net)
+    for w in convs(plain):
+        w.data = w.data.contiguous()
+    x = torch.rand(5, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(net(x), plain(x), atol=1e-5)
+    fresh = Conv4(hidden=8)
+    fresh.load_state_dict(plain.state_dict())
+    for m in (copy.deepcopy(net), net.to("cpu", torch.float64), fresh):
+        assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs(m))
+
+
 @pytest.mark.parametrize("name", ["PrototypicalNetworks", "MatchingNetworks", "SiameseClassifier"])
 def test_a_fitted_method_can_be_deep_copied_and_pickled(name):
     """Support-set state lives in the autograd graph (for episodic training); copies detach it."""
