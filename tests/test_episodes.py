@@ -144,6 +144,36 @@ def test_index_sampler_errors():
         IndexEpisodeSampler(labels, 2, 1, 1, n_episodes=None)
 
 
+@pytest.mark.parametrize("k,q", [(1, 1), (2, 3)])
+def test_aligned_episodes_share_example_positions_across_classes(k, q):
+    data = fake_classes()
+    sampler = EpisodeSampler(data, 5, k, q, n_episodes=30, generator=torch.Generator().manual_seed(0), aligned=True)
+    seen = set()
+    for ep in sampler:
+        s, qq = decode(ep.support_x).view(5, k) % 20, decode(ep.query_x).view(5, q) % 20
+        # every class of the episode uses the same example positions (for Omniglot: the same drawers)
+        assert (s == s[0]).all() and (qq == qq[0]).all()
+        assert not set(s[0].tolist()) & set(qq[0].tolist())  # support and query positions differ
+        assert torch.equal(decode(ep.support_x) // 20, ep.class_ids[ep.support_y])  # still the labelled classes
+        seen.add(tuple(s[0].tolist()))
+    assert len(seen) > 5  # the positions vary between episodes
+    # the default keeps independent positions per class
+    plain = EpisodeSampler(data, 5, 1, 1, n_episodes=30, generator=torch.Generator().manual_seed(0))
+    assert any(len(set((decode(ep.support_x) % 20).tolist())) > 1 for ep in plain)
+
+
+def test_omniglot_example_position_is_the_drawer():
+    """``aligned=True`` gives Lake's runs only if position j of every character is drawer j."""
+    from fsl_utils.data import data_root
+
+    folder = data_root() / "omniglot-py" / "images_evaluation"
+    characters = sorted(c for a in folder.iterdir() if a.is_dir() for c in a.iterdir() if c.is_dir())
+    assert len(characters) == 659
+    for character in characters:  # the loader reads each folder's files in sorted order
+        drawers = [f.stem.split("_")[1] for f in sorted(character.glob("*.png"))]
+        assert drawers == [f"{j:02d}" for j in range(1, 21)], character
+
+
 def test_real_omniglot_episodes_are_disjoint(omniglot_evaluation):
     sampler = EpisodeSampler(omniglot_evaluation, 20, 5, 15, n_episodes=50, generator=torch.Generator().manual_seed(0))
     for ep in sampler:

@@ -150,6 +150,11 @@ class EpisodeSampler(InMemorySampler):
         transform: optional function applied to the float batch of shape
             (n_way * (k_shot + n_query), *item) before it is split, e.g. normalisation.
         device: where the episode tensors are placed (default: stay on the CPU).
+        aligned: draw the same example positions for every class of an episode instead of
+            an independent choice per class. In Omniglot, position ``j`` of every character
+            is drawer ``j``'s drawing, so with ``k_shot = n_query = 1`` one drawer makes the
+            whole support set and another the whole query set: the one-shot runs of Lake et
+            al. (2015) that Koch et al. (2015) report.
 
     Raises:
         ValueError: impossible sizes, e.g. more ways than classes, or
@@ -166,6 +171,7 @@ class EpisodeSampler(InMemorySampler):
         generator: torch.Generator | None = None,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         device: torch.device | str | None = None,
+        aligned: bool = False,
     ) -> None:
         _check_sizes(n_way, k_shot, n_query)
         super().__init__(data, n_episodes, generator, transform, device)
@@ -178,6 +184,7 @@ class EpisodeSampler(InMemorySampler):
                 f"support and query must be disjoint, so lower k_shot or n_query."
             )
         self.n_way, self.k_shot, self.n_query = n_way, k_shot, n_query
+        self.aligned = aligned
 
     _unit = "episodes"
 
@@ -191,8 +198,10 @@ class EpisodeSampler(InMemorySampler):
         n_classes, per_class = self.images.shape[:2]
         n, k, q = self.n_way, self.k_shot, self.n_query
         class_ids = torch.randperm(n_classes, generator=self.generator)[:n]
-        # An independent random order of each class's examples, in one call.
-        picks = torch.rand(n, per_class, generator=self.generator).argsort(dim=1)[:, : k + q]
+        if self.aligned:  # one random order of the example positions, shared by every class
+            picks = torch.randperm(per_class, generator=self.generator)[: k + q].expand(n, k + q)
+        else:  # an independent random order of each class's examples, in one call
+            picks = torch.rand(n, per_class, generator=self.generator).argsort(dim=1)[:, : k + q]
         x = as_float_items(self.images[class_ids[:, None], picks], batch_dims=2)  # (n, k+q, *item)
         if self.transform is not None:
             flat = self.transform(x.flatten(0, 1))
