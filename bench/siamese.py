@@ -46,6 +46,7 @@ import time
 
 import torch
 from _common import RESULTS, write_results
+from metric import classifier_on_features
 from torch import nn
 
 from fsl_utils import seed_everything
@@ -53,7 +54,7 @@ from fsl_utils.backbones import Conv4
 from fsl_utils.data import ClassImages, EpisodeSampler, load_omniglot
 from fsl_utils.episodic import split_alphabets, train
 from fsl_utils.evaluate import embed_classes, evaluate
-from fsl_utils.methods import SiameseClassifier, SiameseNetwork, balanced_pair_bce
+from fsl_utils.methods import SiameseNetwork, balanced_pair_bce
 
 RECIPE = {"lr": 1e-2, "batch": "32x4", "alphabets": 0, "distort": 0.0, "size": 28, "stem": 0, "dropout": 0.3}
 PAPER = {"koch": 92.0}  # Koch et al. (2015): Lake's within-alphabet 20-way 1-shot runs, 105x105 images
@@ -157,17 +158,10 @@ def batches(data: ClassImages, settings: dict, seed: int = 0):
         yield x, y
 
 
-def on_features(network: SiameseNetwork) -> SiameseClassifier:
-    """The siamese classifier on precomputed embeddings (identity encoder, the same head)."""
-    twin = SiameseNetwork(nn.Identity(), network.head.in_features)
-    twin.head = network.head
-    return SiameseClassifier(twin)
-
-
 def score(network: SiameseNetwork, test_set: ClassImages, episodes: int) -> dict:
     """Accuracy (mean, ci95) on the three protocols of the module docstring."""
     features = embed_classes(network.encoder, test_set, progress=False)
-    classifier = on_features(network)
+    classifier = classifier_on_features("siamese", network)  # identity encoder, the same head
     out = {}
     result = evaluate(classifier, EpisodeSampler(features, 20, 1, 1, n_episodes=episodes, generator=torch.Generator().manual_seed(2024)), progress=False)
     out["random"] = {"mean": round(result.mean, 2), "ci95": round(result.ci95, 2)}
