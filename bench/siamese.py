@@ -47,10 +47,10 @@ import time
 import torch
 from _common import RESULTS, write_results
 from metric import classifier_on_features
+from metric import twin_encoder as conv4_twin
 from torch import nn
 
 from fsl_utils import seed_everything
-from fsl_utils.backbones import Conv4
 from fsl_utils.data import ClassImages, EpisodeSampler, load_omniglot
 from fsl_utils.episodic import split_alphabets, train
 from fsl_utils.evaluate import embed_classes, evaluate
@@ -118,9 +118,16 @@ def parse_variant(text: str) -> dict:
     return settings
 
 
+def alphabet_members(class_names: list[str]) -> dict[str, list[int]]:
+    """Class indices of each alphabet (names ``"Alphabet/character..."``), alphabets sorted."""
+    members: dict[str, list[int]] = {}
+    for j, name in enumerate(class_names):
+        members.setdefault(name.split("/")[0], []).append(j)
+    return dict(sorted(members.items()))
+
+
 def twin_encoder(settings: dict) -> nn.Module:
-    encoder = Conv4()
-    encoder[3][3] = nn.Identity()  # as lecture 5: the last block keeps its 3x3 map (576 features at 28x28)
+    encoder = conv4_twin()  # as lecture 5: the last block keeps its 3x3 map (576 features at 28x28)
     if settings["stem"]:
         k = settings["stem"]
         encoder[0][0] = nn.Conv2d(1, 64, kernel_size=k, stride=2, padding=(k - 1) // 2)
@@ -141,15 +148,13 @@ def batches(data: ClassImages, settings: dict, seed: int = 0):
         s = settings["distort"]
         distort = T.RandomAffine(degrees=10 * s, translate=(0.1 * s, 0.1 * s), scale=(1 - 0.15 * s, 1 + 0.15 * s), shear=10 * s)
     if settings["alphabets"]:
-        names = data.class_names
-        alphabets = sorted({n.split("/")[0] for n in names})
-        members = [torch.tensor([j for j, n in enumerate(names) if n.startswith(a + "/")]) for a in alphabets]
+        members = [torch.tensor(m) for m in alphabet_members(data.class_names).values()]
         per_alphabet = n_classes // settings["alphabets"]
     else:
         sampler = iter(EpisodeSampler(data, n_classes, per_class // 2, per_class - per_class // 2, generator=g))
     while True:
         if settings["alphabets"]:
-            chosen = torch.randperm(len(alphabets), generator=g)[: settings["alphabets"]].tolist()
+            chosen = torch.randperm(len(members), generator=g)[: settings["alphabets"]].tolist()
             classes = torch.cat([members[i][torch.randperm(len(members[i]), generator=g)[:per_alphabet]] for i in chosen])
             draw = torch.stack([torch.randperm(data.images.shape[1], generator=g)[:per_class] for _ in classes])
             x = data.images[classes[:, None], draw].flatten(0, 1).unsqueeze(1).float() / 255
@@ -169,11 +174,10 @@ def score(network: SiameseNetwork, test_set: ClassImages, episodes: int) -> dict
     out = {}
     result = evaluate(classifier, EpisodeSampler(features, 20, 1, 1, n_episodes=episodes, generator=torch.Generator().manual_seed(2024)), progress=False)
     out["random"] = {"mean": round(result.mean, 2), "ci95": round(result.ci95, 2)}
-    alphabets = sorted({n.split("/")[0] for n in test_set.class_names})
+    by_alphabet = alphabet_members(test_set.class_names)
     for name, aligned, offset in (("within", False, 0), ("koch", True, 100)):
         accs = []
-        for i, alphabet in enumerate(alphabets):
-            members = [j for j, n in enumerate(test_set.class_names) if n.startswith(alphabet + "/")]
+        for i, members in enumerate(by_alphabet.values()):
             n_way = min(20, len(members))  # 20 except in a smoke test's truncated alphabets
             sampler = EpisodeSampler(features[members], n_way, 1, 1, n_episodes=max(1, episodes // 20),
                                      generator=torch.Generator().manual_seed(offset + i), aligned=aligned)
