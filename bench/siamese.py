@@ -16,7 +16,13 @@ pair of a batch of 32 characters x 4 drawings; Adam 1e-2 with a one-cycle schedu
 * ``stem=4`` — the first convolution gets this kernel size and stride 2 (with ``size=56``: a
   learned downsampling to the 28x28 maps of the recipe);
 * ``dropout=0`` — the probability of dropping each of the 576 features while training (0.3
-  in the recipe; 0 = none).
+  in the recipe; 0 = none);
+* ``pools=2`` — how many of Conv-4's blocks end with a 2x2 max-pool (3 in the recipe: 3x3 maps,
+  576 features; 2: 7x7 maps, 3,136 features);
+* ``fc=4096`` — Koch's embedding: a fully connected layer of this many sigmoid units after the
+  (dropped-out) conv features (0 in the recipe: the conv features are the embedding);
+* ``wd=0.01`` — decoupled weight decay (AdamW) instead of Adam's none;
+* ``drop2d=0.1`` — channel dropout (``nn.Dropout2d``) at this rate after every conv block.
 Join changes with ``+`` (``size=56+stem=4``).
 
 The trained network embeds the 659 characters of the 20 evaluation alphabets once (BatchNorm
@@ -56,7 +62,8 @@ from fsl_utils.episodic import split_alphabets, train
 from fsl_utils.evaluate import embed_classes, evaluate
 from fsl_utils.methods import SiameseNetwork, balanced_pair_bce
 
-RECIPE = {"lr": 1e-2, "batch": "32x4", "alphabets": 0, "distort": 0.0, "size": 28, "stem": 0, "dropout": 0.3}
+RECIPE = {"lr": 1e-2, "batch": "32x4", "alphabets": 0, "distort": 0.0, "size": 28, "stem": 0, "dropout": 0.3,
+          "pools": 3, "fc": 0, "wd": 0.0, "drop2d": 0.0}
 PAPER = {"koch": 92.0}  # Koch et al. (2015): Lake's within-alphabet 20-way 1-shot runs, 105x105 images
 
 
@@ -67,6 +74,10 @@ DESCRIPTIONS = {
     "dropout=0.2": "dropout 0.2",
     "dropout=0.5": "dropout 0.5",
     "dropout=0.7": "dropout 0.7",
+    "drop2d=0.1": "channel dropout 0.1 after every conv block as well",
+    "wd=0.05": "decoupled weight decay 0.05 (AdamW)",
+    "fc=1024": "Koch's embedding: 1,024 sigmoid units on the conv features",
+    "pools=2": "last two blocks without max-pool: 7×7 maps, 3,136 features",
     "lr=0.02": "Adam peak learning rate 2·10⁻² instead of 10⁻²",
     "batch=16x8": "16 characters × 8 drawings per batch instead of 32 × 4",
     "alphabets=4": "every batch from 4 alphabets only: negatives from the same alphabet",
@@ -132,8 +143,15 @@ def twin_encoder(settings: dict) -> nn.Module:
         k = settings["stem"]
         encoder[0][0] = nn.Conv2d(1, 64, kernel_size=k, stride=2, padding=(k - 1) // 2)
         encoder.to(memory_format=torch.channels_last)
+    for block in range(settings["pools"], 3):  # blocks 0..pools-1 keep their max-pool
+        encoder[block][3] = nn.Identity()
+    if settings["drop2d"]:
+        for block in range(4):
+            encoder[block].insert(3, nn.Dropout2d(settings["drop2d"]))
     if settings["dropout"]:
         encoder = nn.Sequential(encoder, nn.Dropout(settings["dropout"]))
+    if settings["fc"]:
+        encoder = nn.Sequential(encoder, nn.LazyLinear(settings["fc"]), nn.Sigmoid())
     return encoder
 
 
@@ -192,10 +210,14 @@ def run(variant: str, n_batches: int, train_set: ClassImages, test_set: ClassIma
     settings = parse_variant(variant)
     seed_everything(0)
     torch.manual_seed(0)
-    encoder = twin_encoder(settings)
-    features = encoder(torch.zeros(2, 1, settings["size"], settings["size"])).shape[1]
-    network = SiameseNetwork(encoder, features)
-    optimizer = torch.optim.Adam(network.parameters(), lr=settings["lr"])
+    encoder = twin_encoder(settings).eval()
+    with torch.no_grad():  # eval mode: sizes the head without drawing a dropout mask or touching BatchNorm
+        features = encoder(torch.zeros(2, 1, settings["size"], settings["size"])).shape[1]
+    network = SiameseNetwork(encoder.train(), features)
+    if settings["wd"]:
+        optimizer = torch.optim.AdamW(network.parameters(), lr=settings["lr"], weight_decay=settings["wd"])
+    else:
+        optimizer = torch.optim.Adam(network.parameters(), lr=settings["lr"])
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings["lr"], total_steps=n_batches, pct_start=0.1)
 
     def loss_fn(batch):

@@ -14,10 +14,13 @@ from pathlib import Path
 def test_siamese_bench_runs_and_merges_rows(run_bench):
     common = ("--batches", "2", "--episodes", "40", "--test-classes", "45", "--threads", "1")
     run_bench("siamese.py", *common, "--variant", "recipe")
-    result = run_bench("siamese.py", *common, "--variant", "size=56+stem=4", "--variant", "alphabets=4+distort=0.5+dropout=0")
+    result = run_bench("siamese.py", *common, "--variant", "size=56+stem=4", "--variant", "alphabets=4+distort=0.5+dropout=0",
+                       "--variant", "pools=2+fc=64+wd=0.01+drop2d=0.1")
     rows = result["rows"]
-    assert set(rows) == {"recipe@2", "size=56+stem=4@2", "alphabets=4+distort=0.5+dropout=0@2"}  # the first run's row is kept
+    assert set(rows) == {"recipe@2", "size=56+stem=4@2", "alphabets=4+distort=0.5+dropout=0@2",
+                         "pools=2+fc=64+wd=0.01+drop2d=0.1@2"}  # the first run's row is kept
     assert rows["size=56+stem=4@2"]["settings"]["size"] == 56 and rows["recipe@2"]["settings"]["stem"] == 0
+    assert rows["pools=2+fc=64+wd=0.01+drop2d=0.1@2"]["settings"] | {"pools": 3, "fc": 0, "wd": 0.0, "drop2d": 0.0} == rows["recipe@2"]["settings"]
     for row in rows.values():
         assert row["batches"] == 2 and row["train_cpu_s"] > 0
         assert set(row["accuracy"]) == {"random", "within", "koch"}
@@ -43,3 +46,34 @@ def test_lecture_5_shows_the_measured_gap_table():
     notebook = json.loads((root / "lectures" / "05_siamese_networks.ipynb").read_text())
     (cell,) = [c for c in notebook["cells"] if c.get("id") == "siamese-gap"]
     assert table in "".join(cell["source"]), "lecture 5's gap table differs from bench/results/siamese.json: paste `python bench/siamese.py --table`"
+
+
+def test_siamese_bench_variants_build_the_networks_they_name(monkeypatch):
+    """Each knob changes the twin as its docstring says (feature count, where the dropouts sit)."""
+    import importlib.util
+
+    import torch
+    from torch import nn
+
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    monkeypatch.syspath_prepend(str(bench))
+    spec = importlib.util.spec_from_file_location("bench_siamese", bench / "siamese.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def built(variant):
+        encoder = module.twin_encoder(module.parse_variant(variant)).eval()
+        with torch.no_grad():
+            features = encoder(torch.zeros(2, 1, 28, 28)).shape[1]
+        return encoder, features, [type(m) for m in encoder.modules()]
+
+    _, features, kinds = built("recipe")
+    assert features == 576 and kinds.count(nn.Dropout) == 1 and kinds.count(nn.MaxPool2d) == 3
+    _, features, kinds = built("pools=2")
+    assert features == 64 * 7 * 7 and kinds.count(nn.MaxPool2d) == 2
+    _, features, kinds = built("drop2d=0.1+dropout=0")
+    assert features == 576 and kinds.count(nn.Dropout2d) == 4 and nn.Dropout not in kinds
+    encoder, features, kinds = built("fc=32")
+    assert features == 32 and isinstance(encoder[-1], nn.Sigmoid) and isinstance(encoder[-2], nn.Linear)
+    assert encoder[-2].in_features == 576
+    assert module.variant_name(module.parse_variant("wd=0.05+pools=2")) == "pools=2+wd=0.05"
