@@ -5,8 +5,9 @@ images per step) from the background alphabets with rotations (Lake's split, 4 a
 out as in lectures 5 and 6), for the same number of steps:
 
 * siamese (Koch et al. 2015; lecture 5's twin without the feature dropout that lecture 5's
-  3,200-batch recipe adds): Conv-4 without its last max-pool (576 features), Koch's weighted-L1 head, balanced BCE over every pair of a batch of 40 characters x 5 drawings,
-  Adam 1e-2 with a one-cycle schedule; classifies by the best-matching support image;
+  3,200-batch recipe adds): Conv-4 without its last max-pool (576 features), Koch's weighted-L1
+  head, balanced BCE over every pair of a batch of 40 characters x 5 drawings, Adam 1e-2 with a
+  one-cycle schedule; classifies by the best-matching support image;
 * matching networks (Vinyals et al. 2016, lecture 6): cosine attention, no FCE, 20-way 5-shot
   5-query episodes, Adam 1e-3;
 * prototypical networks (Snell et al. 2017, lecture 6): squared Euclidean distance to the class
