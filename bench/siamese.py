@@ -97,8 +97,9 @@ def variant_name(settings: dict) -> str:
 def table(rows: dict) -> str:
     """Lecture 5's gap table (markdown) from the rows of a results file.
 
-    Accuracies only: they are reproducible (seeded; lecture 5's full run on 2 threads matched the
-    1-thread recipe row to 0.1), CPU seconds are not — each row's cost stays in the results file.
+    Accuracies only: seeded, they repeat exactly on the same number of threads (lecture 5's full run
+    on 2 threads differs from the 1-thread recipe row by up to 0.8, the noise level); CPU seconds do
+    not repeat — each row's cost stays in the results file.
     """
     order = {v: i for i, v in enumerate(DESCRIPTIONS)}
     lines = [
@@ -153,6 +154,17 @@ def twin_encoder(settings: dict) -> nn.Module:
     if settings["fc"]:
         encoder = nn.Sequential(encoder, nn.LazyLinear(settings["fc"]), nn.Sigmoid())
     return encoder
+
+
+def embedding_size(encoder: nn.Module, size: int) -> int:
+    """Features per image of ``encoder`` on ``size`` x ``size`` inputs, from one pass in eval mode
+    under ``no_grad``: no dropout mask drawn from the global RNG, BatchNorm's statistics untouched
+    (it materialises a ``LazyLinear``); leaves ``encoder`` in training mode."""
+    encoder.eval()
+    with torch.no_grad():
+        features = encoder(torch.zeros(2, 1, size, size)).shape[1]
+    encoder.train()
+    return features
 
 
 def batches(data: ClassImages, settings: dict, seed: int = 0):
@@ -210,10 +222,8 @@ def run(variant: str, n_batches: int, train_set: ClassImages, test_set: ClassIma
     settings = parse_variant(variant)
     seed_everything(0)
     torch.manual_seed(0)
-    encoder = twin_encoder(settings).eval()
-    with torch.no_grad():  # eval mode: sizes the head without drawing a dropout mask or touching BatchNorm
-        features = encoder(torch.zeros(2, 1, settings["size"], settings["size"])).shape[1]
-    network = SiameseNetwork(encoder.train(), features)
+    encoder = twin_encoder(settings)
+    network = SiameseNetwork(encoder, embedding_size(encoder, settings["size"]))
     if settings["wd"]:
         optimizer = torch.optim.AdamW(network.parameters(), lr=settings["lr"], weight_decay=settings["wd"])
     else:

@@ -52,7 +52,6 @@ def test_siamese_bench_variants_build_the_networks_they_name(monkeypatch):
     """Each knob changes the twin as its docstring says (feature count, where the dropouts sit)."""
     import importlib.util
 
-    import torch
     from torch import nn
 
     bench = Path(__file__).resolve().parents[1] / "bench"
@@ -62,9 +61,9 @@ def test_siamese_bench_variants_build_the_networks_they_name(monkeypatch):
     spec.loader.exec_module(module)
 
     def built(variant):
-        encoder = module.twin_encoder(module.parse_variant(variant)).eval()
-        with torch.no_grad():
-            features = encoder(torch.zeros(2, 1, 28, 28)).shape[1]
+        encoder = module.twin_encoder(module.parse_variant(variant))
+        features = module.embedding_size(encoder, 28)
+        assert encoder.training  # left ready to train
         return encoder, features, [type(m) for m in encoder.modules()]
 
     _, features, kinds = built("recipe")
