@@ -52,9 +52,10 @@ PAPER = {
 }
 
 
-def twin_encoder() -> nn.Sequential:
-    """Conv-4 whose last block skips the max-pool: (B, 1, 28, 28) -> (B, 576), as in lecture 5."""
-    encoder = Conv4()
+def twin_encoder(hidden: int = 64) -> nn.Sequential:
+    """Conv-4 (``hidden`` filters per block) whose last block skips the max-pool:
+    (B, 1, 28, 28) -> (B, 9 * hidden), (B, 576) as in lecture 5."""
+    encoder = Conv4(hidden=hidden)
     encoder[3][3] = nn.Identity()
     return encoder
 

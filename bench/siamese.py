@@ -22,7 +22,9 @@ pair of a batch of 32 characters x 4 drawings; Adam 1e-2 with a one-cycle schedu
 * ``fc=4096`` — Koch's embedding: a fully connected layer of this many sigmoid units after the
   (dropped-out) conv features (0 in the recipe: the conv features are the embedding);
 * ``wd=0.01`` — decoupled weight decay (AdamW) instead of Adam's none;
-* ``drop2d=0.1`` — channel dropout (``nn.Dropout2d``) at this rate after every conv block.
+* ``drop2d=0.1`` — channel dropout (``nn.Dropout2d``) at this rate after every conv block;
+* ``width=96`` — filters in every conv block (64 in the recipe; the features grow with it: 96 x 3 x 3
+  = 864), the network-size knob (Koch et al.'s twin had 64 to 256 filters per layer).
 Join changes with ``+`` (``size=56+stem=4``).
 
 The trained network embeds the 659 characters of the 20 evaluation alphabets once (BatchNorm
@@ -63,7 +65,7 @@ from fsl_utils.evaluate import embed_classes, evaluate
 from fsl_utils.methods import SiameseNetwork, balanced_pair_bce
 
 RECIPE = {"lr": 1e-2, "batch": "32x4", "alphabets": 0, "distort": 0.0, "size": 28, "stem": 0, "dropout": 0.3,
-          "pools": 3, "fc": 0, "wd": 0.0, "drop2d": 0.0}
+          "pools": 3, "fc": 0, "wd": 0.0, "drop2d": 0.0, "width": 64}
 PAPER = {"koch": 92.0}  # Koch et al. (2015): Lake's within-alphabet 20-way 1-shot runs, 105x105 images
 
 
@@ -82,6 +84,8 @@ DESCRIPTIONS = {
     "batch=16x8": "16 characters × 8 drawings per batch instead of 32 × 4",
     "alphabets=4": "every batch from 4 alphabets only: negatives from the same alphabet",
     "distort=0.5": "random affine distortions like Koch's, half strength: 5° rotation and shear, 5% shift, 7.5% scale",
+    "width=96": "96 filters per conv block instead of 64",
+    "width=128": "128 filters per conv block",
     "size=42": "42×42 images instead of 28×28",
     "size=56": "56×56 images",
     "size=56+stem=4": "56×56 images, first convolution 4×4 with stride 2 (a learned downsampling to the recipe's 28×28 maps)",
@@ -139,10 +143,10 @@ def alphabet_members(class_names: list[str]) -> dict[str, list[int]]:
 
 
 def twin_encoder(settings: dict) -> nn.Module:
-    encoder = conv4_twin()  # as lecture 5: the last block keeps its 3x3 map (576 features at 28x28)
+    encoder = conv4_twin(settings["width"])  # as lecture 5: the last block keeps its 3x3 map (576 features at 28x28)
     if settings["stem"]:
         k = settings["stem"]
-        encoder[0][0] = nn.Conv2d(1, 64, kernel_size=k, stride=2, padding=(k - 1) // 2)
+        encoder[0][0] = nn.Conv2d(1, settings["width"], kernel_size=k, stride=2, padding=(k - 1) // 2)
         encoder.to(memory_format=torch.channels_last)
     for block in range(settings["pools"], 3):  # blocks 0..pools-1 keep their max-pool
         encoder[block][3] = nn.Identity()

@@ -14,12 +14,13 @@ from pathlib import Path
 def test_siamese_bench_runs_and_merges_rows(run_bench):
     common = ("--batches", "2", "--episodes", "40", "--test-classes", "45", "--threads", "1")
     run_bench("siamese.py", *common, "--variant", "recipe")
-    result = run_bench("siamese.py", *common, "--variant", "size=56+stem=4", "--variant", "alphabets=4+distort=0.5+dropout=0",
+    result = run_bench("siamese.py", *common, "--variant", "size=56+stem=4+width=32", "--variant", "alphabets=4+distort=0.5+dropout=0",
                        "--variant", "pools=2+fc=64+wd=0.01+drop2d=0.1")
     rows = result["rows"]
-    assert set(rows) == {"recipe@2", "size=56+stem=4@2", "alphabets=4+distort=0.5+dropout=0@2",
+    assert set(rows) == {"recipe@2", "size=56+stem=4+width=32@2", "alphabets=4+distort=0.5+dropout=0@2",
                          "pools=2+fc=64+wd=0.01+drop2d=0.1@2"}  # the first run's row is kept
-    assert rows["size=56+stem=4@2"]["settings"]["size"] == 56 and rows["recipe@2"]["settings"]["stem"] == 0
+    stem = rows["size=56+stem=4+width=32@2"]["settings"]
+    assert stem["size"] == 56 and stem["width"] == 32 and rows["recipe@2"]["settings"]["stem"] == 0
     assert rows["pools=2+fc=64+wd=0.01+drop2d=0.1@2"]["settings"] | {"pools": 3, "fc": 0, "wd": 0.0, "drop2d": 0.0} == rows["recipe@2"]["settings"]
     for row in rows.values():
         assert row["batches"] == 2 and row["train_cpu_s"] > 0
@@ -30,9 +31,9 @@ def test_siamese_bench_runs_and_merges_rows(run_bench):
 
 def test_siamese_bench_rejects_an_unknown_change_before_training(tmp_path):
     script = Path(__file__).resolve().parents[1] / "bench" / "siamese.py"
-    done = subprocess.run([sys.executable, str(script), "--variant", "width=128"], capture_output=True, text=True, cwd=tmp_path,
+    done = subprocess.run([sys.executable, str(script), "--variant", "depth=5"], capture_output=True, text=True, cwd=tmp_path,
                           env={**os.environ, "FSL_BENCH_RESULTS": str(tmp_path)}, timeout=120)
-    assert done.returncode != 0 and "unknown change 'width=128'" in done.stderr
+    assert done.returncode != 0 and "unknown change 'depth=5'" in done.stderr
     assert not (tmp_path / "siamese.json").exists()
 
 
@@ -75,4 +76,7 @@ def test_siamese_bench_variants_build_the_networks_they_name(monkeypatch):
     encoder, features, kinds = built("fc=32")
     assert features == 32 and isinstance(encoder[-1], nn.Sigmoid) and isinstance(encoder[-2], nn.Linear)
     assert encoder[-2].in_features == 576
+    encoder, features, kinds = built("width=96")
+    assert features == 96 * 3 * 3 and encoder[0][0][0].out_channels == 96 and encoder[0][3][0].in_channels == 96
+    assert module.embedding_size(module.twin_encoder(module.parse_variant("width=96+size=56+stem=4")), 56) == 96 * 3 * 3
     assert module.variant_name(module.parse_variant("wd=0.05+pools=2")) == "pools=2+wd=0.05"
