@@ -86,6 +86,7 @@ DESCRIPTIONS = {
     "distort=0.5": "random affine distortions like Koch's, half strength: 5° rotation and shear, 5% shift, 7.5% scale",
     "width=96": "96 filters per conv block instead of 64",
     "width=128": "128 filters per conv block",
+    "dropout=0.4+width=96": "96 filters per conv block, dropout 0.4",
     "size=42": "42×42 images instead of 28×28",
     "size=56": "56×56 images",
     "size=56+stem=4": "56×56 images, first convolution 4×4 with stride 2 (a learned downsampling to the recipe's 28×28 maps)",
