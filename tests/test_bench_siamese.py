@@ -23,7 +23,7 @@ def test_siamese_bench_runs_and_merges_rows(run_bench):
     assert stem["size"] == 56 and stem["width"] == 32 and rows["recipe@2"]["settings"]["stem"] == 0
     assert rows["pools=2+fc=64+wd=0.01+drop2d=0.1@2"]["settings"] | {"pools": 3, "fc": 0, "wd": 0.0, "drop2d": 0.0} == rows["recipe@2"]["settings"]
     for row in rows.values():
-        assert row["batches"] == 2 and row["train_cpu_s"] > 0
+        assert row["batches"] == 2 and row["train_cpu_s"] > 0 and row["score_matrix"] == "cdist"
         assert set(row["accuracy"]) == {"random", "within", "koch"}
         assert all(0 <= a["mean"] <= 100 for a in row["accuracy"].values())
     assert result["paper"]["koch"] == 92.0 and result["machine"]["cores"] >= 1

@@ -148,3 +148,51 @@ def test_bce_training_step_on_pairs_reduces_loss():
         opt.step()
         losses.append(loss.item())
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
+
+
+@pytest.mark.parametrize("zero_weight", [False, True])
+def test_score_matrix_values_and_gradients_equal_the_broadcast_formula(zero_weight):
+    # score_matrix splits the weights into positive and negative parts and calls cdist(p=1); the
+    # values and every gradient (embeddings, weights, bias) must be those of sum_j w_j |a_j - b_j| + b,
+    # with weights of both signs, and with a weight of exactly 0 (which the split could not train)
+    net = SiameseNetwork(nn.Identity(), 12).double()
+    with torch.no_grad():
+        net.head.weight.copy_(torch.randn(1, 12, generator=rng(10), dtype=torch.float64))
+        if zero_weight:
+            net.head.weight[0, 3] = 0.0
+    assert (net.head.weight < 0).any() and (net.head.weight > 0).any()
+    zq = torch.randn(5, 12, generator=rng(11), dtype=torch.float64, requires_grad=True)
+    zs = torch.randn(7, 12, generator=rng(12), dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(5, 7, generator=rng(13), dtype=torch.float64)
+    params = [zq, zs, net.head.weight, net.head.bias]
+
+    fast = net.score_matrix(zq, zs)
+    fast_grads = torch.autograd.grad(fast, params, upstream)
+    broadcast = ((zq[:, None] - zs[None]).abs() * net.head.weight[0]).sum(-1) + net.head.bias
+    broadcast_grads = torch.autograd.grad(broadcast, params, upstream)
+    torch.testing.assert_close(fast, broadcast, rtol=1e-12, atol=1e-12)
+    for name, a, b in zip(["zq", "zs", "weight", "bias"], fast_grads, broadcast_grads):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=lambda m, name=name: f"gradient of {name}: {m}")
+    if zero_weight:
+        assert fast_grads[2][0, 3] != 0  # the zero weight still learns
+
+
+def test_score_matrix_trains_the_same_network_in_float32():
+    # all-pairs training steps through score_matrix and through the broadcast agree to float rounding
+    def run(score):
+        torch.manual_seed(0)
+        net = SiameseNetwork(nn.Sequential(Conv4(hidden=8), nn.Flatten()), 8)
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        x, y = torch.rand(24, 1, 28, 28, generator=rng(14)), torch.arange(6).repeat_interleave(4)
+        for _ in range(3):
+            z = net.embed(x)
+            loss = balanced_pair_bce(score(net, z), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return loss.item(), net.head.weight.detach().clone()
+
+    fast = run(lambda net, z: net.score_matrix(z, z))
+    broadcast = run(lambda net, z: net.pair_logits(z[:, None], z[None]))
+    assert fast[0] == pytest.approx(broadcast[0], rel=1e-5)
+    torch.testing.assert_close(fast[1], broadcast[1], rtol=1e-4, atol=1e-6)
