@@ -10,6 +10,8 @@ Grading-specific settings (see docs/instructors.md):
 * ``*.pt`` weights of the reference solution are removed from the release after generation
   and never overwrite the weights a student submits (e.g. ``protonet.pt``) during autograding.
 * Feedback shows each test's result and message, never hidden test code or tracebacks.
+* Test cells are restored from the gradebook; only cells a student changed are reported
+  (``fsl_utils.grading.restore``).
 """
 
 import os
@@ -50,6 +52,16 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 c.SafeExecute.timeout = int(os.environ.get("FSL_CELL_TIMEOUT", "180"))
+# Test cells are restored from the gradebook as by nbgrader's OverwriteCells, but without its false
+# "checksum has changed" warning for every released cell with hidden tests (nbgrader #1961): the
+# warning is left for cells a student really edited.
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "fsl_utils.grading.restore.RestoreCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
 c.OverwriteCells.add_missing_cells = True  # deleted test cells come back (and fail if the answer is wrong)
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     import nbgrader.apps.nbgraderapp  # noqa: F401
     import nbgrader.converters.autograde  # noqa: F401
 
-    from . import execute, feedback, hidden, remote  # noqa: F401
+    from . import execute, feedback, hidden, remote, restore  # noqa: F401
 
     print(json.dumps(run(spec)), flush=True)
     return 0
