@@ -18,3 +18,11 @@ def test_autograde_bench_smoke(run_bench):
     (run,) = out["runs"]
     assert run["submissions"] == 1 and run["all_full_marks"], run
     assert run["wall_seconds"] > 0 and run["cpu_seconds"] > 0
+
+
+def test_simclr_weights_bench_smoke(run_bench):
+    out = run_bench("simclr_weights.py", "--seeds", "0", "--steps", "2", "--batch", "16", timeout=1800)
+    row = out["seeds"]["0"]
+    assert out["steps"] == 2 and row["train_cpu_s"] > 0 and out["floors"] == {"10_per_class": 29.5, "25_per_class": 35.0}
+    for kind in ("trained", "random_init"):
+        assert set(row[kind]) == {"10_per_class", "25_per_class"} and all(0 <= a <= 100 for a in row[kind].values())

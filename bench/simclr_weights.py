@@ -1,0 +1,110 @@
+"""The SimCLR homework's weights tests across seeds: how far the default pre-training and
+random-init encoders sit from the floors (``solutions/simclr/hidden_tests.py``).
+
+Each seed pre-trains the reference solution (``solutions/simclr/simclr.ipynb``: its setup
+cell, answer cells and the given ``train_simclr``, via
+``fsl_utils.grading.notebook.load_reference``) with the notebook's default budget — 150 steps
+of 256 images, 16×16 views — saves the encoder as a student would (``simclr.pt``) and scores it
+with the hidden tests' own ``weights_accuracy`` (the grader's logistic regression on 5 fixed
+draws of 10 and 25 labels per class), through the same probe harness as grading. Random-init
+encoders of the same seeds are scored the same way. The committed floors pass a correct
+submission only if every trained seed clears them, and fail untrained weights only if every
+random init stays below.
+
+Usage: ``python bench/simclr_weights.py [--seeds 1,2,3 --steps 150 --threads 1 --merge]``;
+``--merge`` keeps the seeds of an existing results file measured with the same steps (run two
+processes with disjoint seeds on a 2-core machine, then merge).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from _common import RESULTS, write_results
+
+from fsl_utils import seed_everything
+from fsl_utils.data import load_cifar10
+from fsl_utils.grading import LocalProbe, load_hidden_tests
+from fsl_utils.grading.notebook import grade_id, load_reference, read_notebook
+from fsl_utils.ssl import CifarCNN
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTION = ROOT / "solutions" / "simclr" / "simclr.ipynb"
+
+
+def notebook_namespace() -> dict:
+    """The reference notebook's globals: setup, answers, ``grading_probe`` and ``train_simclr`` (not run)."""
+    ns = dict(vars(load_reference(SOLUTION)))
+    cells = {grade_id(c): c["source"] for c in read_notebook(SOLUTION)["cells"]}
+    ns["skip_training"] = True  # the training cell then only defines train_simclr
+    for gid in ("grading_mode", "training"):
+        exec(compile(cells[gid], str(SOLUTION), "exec"), ns)  # noqa: S102 (the course's own notebook)
+    return ns
+
+
+def score(ns: dict, hidden, state: dict, folder: Path) -> dict:
+    """The two weights tests' accuracies (%) for an encoder ``state`` saved in ``folder``."""
+    torch.save(state, folder / hidden.WEIGHTS_FILE)
+    previous = Path.cwd()
+    os.chdir(folder)  # the probe reads the weights beside the "notebook", as in grading
+    try:
+        probe = LocalProbe(ns)
+        return {f"{k}_per_class": round(hidden.weights_accuracy(probe, k), 2) for k in (10, 25)}
+    finally:
+        os.chdir(previous)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", default="1,2,3", help="comma-separated training seeds")
+    parser.add_argument("--steps", type=int, default=150, help="pre-training steps (the notebook's default: 150)")
+    parser.add_argument("--batch", type=int, default=256, help="images per step (the notebook's default: 256)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the notebook uses 1 on a CPU)")
+    parser.add_argument("--merge", action="store_true", help="keep the seeds of an existing results file with the same steps")
+    args = parser.parse_args()
+
+    ns = notebook_namespace()
+    torch.set_num_threads(args.threads)  # after the setup cell, which sets its own
+    hidden = load_hidden_tests("simclr", ROOT)
+    images = load_cifar10(train=True).images
+    payload = {"protocol": f"reference solution, {args.steps} steps x {args.batch} images, 16x16 views; the hidden tests' weights_accuracy",
+               "floors": {"10_per_class": hidden.FLOOR_10, "25_per_class": hidden.FLOOR_25}, "steps": args.steps, "seeds": {}}
+    previous = RESULTS / "simclr_weights.json"
+    if args.merge and previous.exists():
+        old = json.loads(previous.read_text())
+        if old.get("protocol") != payload["protocol"]:
+            raise SystemExit(f"--merge: {previous} was measured with another protocol: {old.get('protocol')}")
+        payload["seeds"] = old["seeds"]
+    with tempfile.TemporaryDirectory(prefix="fsl-simclr-bench-") as tmp:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            ns["generator"] = seed_everything(seed)
+            random_init = {k: v.clone() for k, v in CifarCNN(n_classes=0).state_dict().items()}
+            ns["generator"] = seed_everything(seed)
+            start = time.process_time()
+            with contextlib.redirect_stderr(open(os.devnull, "w")):  # the notebook's progress bar
+                encoder, history = ns["train_simclr"](images, args.steps, args.batch)
+            cpu = time.process_time() - start
+            row = {"train_cpu_s": round(cpu, 1), "final_loss": round(history[-1], 3),
+                   "trained": score(ns, hidden, {k: v.cpu() for k, v in encoder.state_dict().items()}, Path(tmp)),
+                   "random_init": score(ns, hidden, random_init, Path(tmp))}
+            payload["seeds"][str(seed)] = row
+            print(f"seed {seed}: trained {row['trained']} (loss {row['final_loss']}, {cpu:.0f} CPU-s), random init {row['random_init']}",
+                  flush=True)
+            path = write_results("simclr_weights", payload)  # after every seed: a long run keeps what it finished
+    rows = payload["seeds"].values()
+    for k in ("10_per_class", "25_per_class"):
+        trained, untrained = [r["trained"][k] for r in rows], [r["random_init"][k] for r in rows]
+        print(f"{k}: trained {min(trained):.1f}-{max(trained):.1f}, random init {min(untrained):.1f}-{max(untrained):.1f}, "
+              f"floor {payload['floors'][k]}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
