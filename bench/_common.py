@@ -32,3 +32,15 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({**payload, "machine": machine()}, indent=2) + "\n")
     return path
+
+
+def previous_rows(name: str, protocol: str, key: str) -> dict[str, Any]:
+    """The ``key`` rows of ``bench/results/<name>.json`` for ``--merge`` (empty without a file);
+    SystemExit if that file was measured with another ``protocol``."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    if old.get("protocol") != protocol:
+        raise SystemExit(f"--merge: {path} was measured with another protocol:\n  {old.get('protocol')}")
+    return old[key]

@@ -25,11 +25,10 @@ Usage: ``python bench/metric.py [--steps 600 --episodes 1000 --threads 1]``; ``-
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
-from _common import RESULTS, write_results
+from _common import previous_rows, write_results
 from torch import nn
 
 from fsl_utils.backbones import Conv4
@@ -146,12 +145,8 @@ def main() -> None:
         "paper": PAPER,
         "methods": {},
     }
-    previous = RESULTS / "metric.json"
-    if args.merge and previous.exists():
-        old = json.loads(previous.read_text())
-        if old.get("protocol") != payload["protocol"]:
-            raise SystemExit(f"--merge: {previous} was measured with another protocol:\n  {old.get('protocol')}")
-        payload["methods"] = old["methods"]
+    if args.merge:
+        payload["methods"] = previous_rows("metric", payload["protocol"], "methods")
     for name in args.methods.split(","):
         model = build(name)
         cost = train_method(name, model, train_set, args.steps, seed=0)

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from _common import RESULTS, write_results
+from _common import previous_rows, write_results
 
 from fsl_utils import seed_everything
 from fsl_utils.data import load_cifar10
@@ -76,12 +75,8 @@ def main() -> None:
     images = load_cifar10(train=True).images
     payload = {"protocol": f"reference solution, {args.steps} steps x {args.batch} images, 16x16 views; the hidden tests' weights_accuracy",
                "floors": {"10_per_class": hidden.FLOOR_10, "25_per_class": hidden.FLOOR_25}, "steps": args.steps, "seeds": {}}
-    previous = RESULTS / "simclr_weights.json"
-    if args.merge and previous.exists():
-        old = json.loads(previous.read_text())
-        if old.get("protocol") != payload["protocol"]:
-            raise SystemExit(f"--merge: {previous} was measured with another protocol: {old.get('protocol')}")
-        payload["seeds"] = old["seeds"]
+    if args.merge:
+        payload["seeds"] = previous_rows("simclr_weights", payload["protocol"], "seeds")
     with tempfile.TemporaryDirectory(prefix="fsl-simclr-bench-") as tmp:
         for seed in (int(s) for s in args.seeds.split(",")):
             ns["generator"] = seed_everything(seed)

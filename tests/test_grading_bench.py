@@ -3,6 +3,10 @@ running the scripts for real; bench/results/*.json)."""
 
 from __future__ import annotations
 
+import subprocess
+
+import pytest
+
 
 def test_protonet_bench_smoke(run_bench):
     out = run_bench("protonet.py", "--cpu-budget", "3", "--way", "5", "--episodes", "20", "--warmup", "1", timeout=1800)
@@ -21,7 +25,12 @@ def test_autograde_bench_smoke(run_bench):
 
 
 def test_simclr_weights_bench_smoke(run_bench):
-    out = run_bench("simclr_weights.py", "--seeds", "0", "--steps", "2", "--batch", "16", timeout=1800)
+    tiny = ("--steps", "2", "--batch", "16")
+    run_bench("simclr_weights.py", "--seeds", "0", *tiny, timeout=1800)
+    out = run_bench("simclr_weights.py", "--seeds", "1", *tiny, "--merge", timeout=1800)
+    assert set(out["seeds"]) == {"0", "1"}  # --merge keeps the first run's seed
+    with pytest.raises(subprocess.CalledProcessError):  # another protocol (steps) is not merged
+        run_bench("simclr_weights.py", "--seeds", "2", "--steps", "3", "--batch", "16", "--merge", timeout=1800)
     row = out["seeds"]["0"]
     assert out["steps"] == 2 and row["train_cpu_s"] > 0 and out["floors"] == {"10_per_class": 29.5, "25_per_class": 35.0}
     for kind in ("trained", "random_init"):
