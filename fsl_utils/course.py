@@ -239,13 +239,15 @@ code{{color:#666;font-size:.8em}}</style></head><body>
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Execute every lecture and solution notebook and render the course to build/.")
-    parser.add_argument("--root", type=Path, default=Path.cwd(), help="course checkout (default: current folder)")
+    parser.add_argument("--root", type=Path, default=None, help="course checkout (default: the one holding the current folder)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <root>/build)")
     parser.add_argument("--fast", action="store_true", help="FAST budgets (FSL_FAST=1)")
     parser.add_argument("--only", default=None, help="only notebooks whose path contains this text")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     args = parser.parse_args(argv)
-    root = args.root.resolve()
+    from .data.paths import course_checkout
+
+    root = (args.root or course_checkout() or Path.cwd()).resolve()
     out = (args.out or root / "build").resolve()
     out.mkdir(parents=True, exist_ok=True)
     if args.fast:

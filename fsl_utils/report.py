@@ -13,16 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-_PACKAGE_PARENT = Path(__file__).resolve().parents[1]
-
 
 def results_dir() -> Path:
-    """``$FSL_RESULTS_DIR``, else ``build/results`` of the course checkout."""
+    """``$FSL_RESULTS_DIR``, else ``build/results`` of the course checkout (else of the working folder)."""
+    from .data.paths import course_checkout
+
     env = os.environ.get("FSL_RESULTS_DIR")
     if env:
         return Path(env)
-    base = _PACKAGE_PARENT if (_PACKAGE_PARENT / "pyproject.toml").is_file() else Path.cwd()
-    return base / "build" / "results"
+    return (course_checkout() or Path.cwd()) / "build" / "results"
 
 
 def mean_ci95(values: Any) -> tuple[float, float]:

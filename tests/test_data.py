@@ -21,13 +21,6 @@ def private_cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def test_data_root_from_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("FSL_DATA_DIR", str(tmp_path))
-    assert data_root() == tmp_path
-    monkeypatch.delenv("FSL_DATA_DIR")
-    assert data_root() == Path("data")
-
-
 def test_omniglot_background_and_evaluation(omniglot_background, omniglot_evaluation):
     assert omniglot_background.images.shape == (964, 20, 28, 28)
     assert omniglot_evaluation.images.shape == (659, 20, 28, 28)
@@ -101,13 +94,15 @@ def test_cache_writes_leave_no_temporary_files(private_cache):
 
 def test_missing_data_names_fsl_data_dir_and_make_data(tmp_path, monkeypatch):
     monkeypatch.setenv("FSL_DATA_DIR", str(tmp_path / "nowhere"))
-    with pytest.raises(DataNotFoundError, match=r"FSL_DATA_DIR.*make data"):
+    with pytest.raises(DataNotFoundError, match=r"FSL_DATA_DIR is set.*Point FSL_DATA_DIR"):
         load_omniglot("background")
-    with pytest.raises(DataNotFoundError, match=r"FSL_DATA_DIR.*make data"):
+    with pytest.raises(DataNotFoundError, match=r"FSL_DATA_DIR is set.*Point FSL_DATA_DIR"):
         load_cifar10()
     monkeypatch.delenv("FSL_DATA_DIR")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(DataNotFoundError, match=r"FSL_DATA_DIR is unset"):
+    monkeypatch.chdir(tmp_path)  # outside any course checkout, and the package's own is hidden:
+    monkeypatch.setattr("fsl_utils.data.paths._PACKAGE_DIR", tmp_path / "site-packages" / "fsl_utils")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with pytest.raises(DataNotFoundError, match=r"FSL_DATA_DIR is unset.*fsl_utils\.data\.download"):
         load_omniglot("evaluation")
 
 

@@ -6,7 +6,7 @@ from .containers import ClassImages, LabeledImages
 from .folder import load_image_folder, load_images
 from .episodes import Episode, EpisodeSampler, IndexEpisodeSampler
 from .omniglot import load_omniglot
-from .paths import CorruptDataError, DataNotFoundError, cache_dir, data_root
+from .paths import CorruptDataError, DataNotFoundError, cache_dir, course_checkout, data_root, locate_data
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -19,9 +19,11 @@ __all__ = [
     "LabeledImages",
     "by_class",
     "cache_dir",
+    "course_checkout",
     "data_root",
     "load_cifar10",
     "load_image_folder",
     "load_images",
     "load_omniglot",
+    "locate_data",
 ]

@@ -1,8 +1,9 @@
 """``python -m fsl_utils.data.download`` (what ``make data`` runs): fetch the datasets.
 
 Downloads Omniglot (both sets) and CIFAR-10 through torchvision, plus the Vinyals et al.
-class split files from the ProtoNet authors' repository, into ``$FSL_DATA_DIR``
-(default ``./data``). Needs internet access; files already present are kept.
+class split files from the ProtoNet authors' repository, into the course's data folder
+(:func:`fsl_utils.data.data_root`: ``$FSL_DATA_DIR`` when set, else ``data/`` of the course
+checkout). Needs internet access; files already present are kept.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from .cifar import load_cifar10
 from .omniglot import FOLDER as OMNIGLOT_FOLDER
 from .omniglot import VINYALS_SPLITS, load_omniglot
-from .paths import data_root
+from .paths import locate_data
 
 SPLITS_URL = "https://raw.githubusercontent.com/jakesnell/prototypical-networks/master/data/omniglot/splits/vinyals/{}.txt"
 
@@ -33,9 +34,12 @@ def download_vinyals_splits(root: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=None, help="dataset folder (default: $FSL_DATA_DIR or ./data)")
+    parser.add_argument("--root", type=Path, default=None, help="dataset folder (default: $FSL_DATA_DIR, else data/ of the course checkout)")
     args = parser.parse_args(argv)
-    root = args.root or data_root()
+    if args.root is None:
+        where = locate_data()
+        print(f"Downloading into {where.path.resolve()} ({where.reason}).")
+    root = args.root or locate_data().path
     root.mkdir(parents=True, exist_ok=True)
     for split in ("background", "evaluation"):
         data = load_omniglot(split, root=root, download=True)
@@ -45,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     for train in (True, False):
         data = load_cifar10(train=train, root=root, download=True)
         print(f"CIFAR-10 {'train' if train else 'test'}: {len(data)} images")
-    print(f"Data ready in {root.resolve()}; set FSL_DATA_DIR={root.resolve()} if that is not ./data")
+    print(f"Data ready in {root.resolve()}.")
 
 
 if __name__ == "__main__":

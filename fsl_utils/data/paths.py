@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -17,13 +18,68 @@ class CorruptDataError(RuntimeError):
     """A dataset file exists but cannot be read or is incomplete; the message names the file."""
 
 
-def data_root() -> Path:
-    """The dataset folder: ``$FSL_DATA_DIR`` if set, otherwise ``./data``.
+#: The ``[project] name`` in the course's ``pyproject.toml``: how a course checkout is recognised.
+PROJECT_NAME = "fsl-course"
+#: Where the data goes when the package is used outside any course checkout (documented in
+#: docs/students.md): e.g. installed from its repository into a JupyterHub image or Colab.
+FALLBACK_DATA_DIR = Path("~") / "fsl-course-data"
+_PROJECT_LINE = re.compile(r'^\s*name\s*=\s*["\']' + re.escape(PROJECT_NAME) + r'["\']\s*$', re.MULTILINE)
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
-    Datasets use torchvision's extracted layouts below it (``omniglot-py/``,
-    ``cifar-10-batches-py/``).
+
+class DataLocation(NamedTuple):
+    """The dataset folder and, in words, why it is that folder (quoted by error messages)."""
+
+    path: Path
+    reason: str
+
+
+def is_course_checkout(folder: Path) -> bool:
+    """True when ``folder`` holds this course's ``pyproject.toml`` (a clone or a student copy)."""
+    try:
+        return bool(_PROJECT_LINE.search((folder / "pyproject.toml").read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def course_checkout(start: str | os.PathLike[str] | None = None) -> Path | None:
+    """The course checkout a notebook or command works in, or None outside any checkout.
+
+    The nearest folder at or above ``start`` (default: the current folder) that is a course
+    checkout; failing that, the checkout that holds the imported ``fsl_utils`` package (an
+    editable install, or a virtual environment inside the checkout). Jupyter starts every
+    kernel in the notebook's own folder (``lectures/``, ``assignments/protonet/``), so the
+    working folder alone is not the course root.
     """
-    return Path(os.environ.get("FSL_DATA_DIR") or "data").expanduser()
+    here = Path(start if start is not None else os.getcwd()).expanduser().resolve()
+    for base in (here, _PACKAGE_DIR):
+        for folder in (base, *base.parents):
+            if is_course_checkout(folder):
+                return folder
+    return None
+
+
+def locate_data(start: str | os.PathLike[str] | None = None) -> DataLocation:
+    """The dataset folder and how it was chosen (see :func:`data_root`)."""
+    env = os.environ.get("FSL_DATA_DIR")
+    if env:
+        return DataLocation(Path(env).expanduser(), "FSL_DATA_DIR is set")
+    where = Path(start if start is not None else os.getcwd()).expanduser().resolve()
+    checkout = course_checkout(where)
+    if checkout is not None:
+        return DataLocation(checkout / "data", f"FSL_DATA_DIR is unset; the course checkout {checkout} (found from {where}) keeps its data in data/")
+    return DataLocation(FALLBACK_DATA_DIR.expanduser(), f"FSL_DATA_DIR is unset and {where} is not inside a course checkout, so the default {FALLBACK_DATA_DIR}")
+
+
+def data_root() -> Path:
+    """The dataset folder, the same from every working folder.
+
+    ``$FSL_DATA_DIR`` when set; otherwise ``data/`` of the course checkout (found by
+    :func:`course_checkout` from the working folder, then from the package's location);
+    outside any checkout ``~/fsl-course-data``. Datasets use torchvision's extracted layouts
+    below it (``omniglot-py/``, ``cifar-10-batches-py/``).
+    """
+    return locate_data().path
 
 
 def cache_dir() -> Path:
@@ -74,10 +130,16 @@ def drop_cache(path: Path) -> None:
 
 
 def missing_data_error(dataset: str, expected: Path) -> DataNotFoundError:
-    """The one error for a dataset that is not on disk (same wording for every dataset)."""
-    source = "FSL_DATA_DIR" if os.environ.get("FSL_DATA_DIR") else "FSL_DATA_DIR is unset, so the default ./data"
+    """The one error for a dataset that is not on disk: where it looked, why there, what to do."""
+    where = locate_data()
+    if os.environ.get("FSL_DATA_DIR"):
+        todo = ("Point FSL_DATA_DIR at the folder that holds omniglot-py/ and cifar-10-batches-py/, or unset it "
+                "to use the course's own data/ folder.")
+    else:
+        checkout = course_checkout()
+        fetch = f"`make data` in {checkout}" if checkout else "`python -m fsl_utils.data.download`"
+        todo = (f"Run {fetch} (needs internet) to download the datasets there, or set FSL_DATA_DIR to a folder "
+                "that already holds them.")
     return DataNotFoundError(
-        f"{dataset} was not found at {expected} ({source} -> {data_root().resolve()}). "
-        f"Set FSL_DATA_DIR to the folder that contains it, or run `make data` "
-        f"(or pass download=True) on a machine with internet access to download it."
+        f"{dataset} was not found at {expected}. The data folder is {where.path.resolve()} because {where.reason}. {todo}"
     )
