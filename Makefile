@@ -1,50 +1,82 @@
-# Learning with few labeled examples — every command installs what is missing first.
-#   make course   execute every lecture and solution notebook, render them to build/
-#   make test     the whole test suite (unit, notebooks in FAST mode, grading pipeline)
-# Use an existing environment (e.g. conda) with: make test VENV=$$CONDA_PREFIX
+# Learning with few labeled examples — every command installs what is missing first (into .venv).
+#   make lab          install the course, download the data into data/, open JupyterLab
+#   make lab CPU=1    the same with the small CPU-only PyTorch (first install only)
+#   make data         download Omniglot and CIFAR-10 into data/ (needs internet)
+#   make course       run every notebook and render the course to build/index.html (FAST=1: quick budgets)
+# Use an existing environment (e.g. conda) with: make lab VENV=$$CONDA_PREFIX
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fsl-course-installed
-PYTEST_ARGS ?=
 FAST ?=
-ASSIGNMENT ?= protonet
+CPU ?=
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install test course lab data bench clean help release grade
+.PHONY: help install lab data course clean
 
 help:
-	@sed -n '1,5p' Makefile
+	@sed -n '1,7p' Makefile
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e ".[dev]"
+	$(if $(CPU),$(PY) -m pip install torch torchvision --index-url $(TORCH_CPU_INDEX))
+	$(PY) -m pip install -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
 
-test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
-
-course: install
-	$(PY) -m fsl_utils.course $(if $(FAST),--fast)
-
-lab: install
+lab: install data
 	$(PY) -m ipykernel install --user --name fsl-course --display-name "Python (fsl-course)"
 	$(VENV)/bin/jupyter lab
 
 data: install
 	$(PY) -m fsl_utils.data.download
 
-bench: install
-	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
-
-release: install  # regenerate the student release assignments/$(ASSIGNMENT) from solutions/ (commit it)
-	$(PY) -m fsl_utils.grading release $(ASSIGNMENT)
-
-grade: install  # autograde grading/submitted/*/$(ASSIGNMENT), write feedback and grading/grades.csv
-	$(PY) -m fsl_utils.grading grade $(ASSIGNMENT) $(if $(JOBS),--jobs $(JOBS))
+course: install
+	$(PY) -m fsl_utils.course $(if $(FAST),--fast)
 
 clean:
 	rm -rf build grading/autograded grading/feedback
+
+# ---- instructors and maintainers (not in the student repository built by `make student`) ----
+#   make test                       the whole test suite (unit, notebooks in FAST mode, grading, browser)
+#   make release ASSIGNMENT=...     regenerate assignments/<name>/ from solutions/ (commit it)
+#   make grade ASSIGNMENT=...       autograde grading/submitted/*/<name>/, feedback, grading/grades.csv
+#   make student [REPO=...]         the student repository in build/student/ (no solutions, no hidden tests)
+#   make bench                      every bench/*.py script; figures in bench/results/*.json
+INSTRUCTOR_STAMP := $(VENV)/.fsl-course-instructor-installed
+DEV_STAMP := $(VENV)/.fsl-course-dev-installed
+PYTEST_ARGS ?=
+ASSIGNMENT ?= protonet
+REPO ?=
+
+.PHONY: install-instructor install-dev test bench release grade student
+
+$(INSTRUCTOR_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -e ".[instructor]"
+	@touch $(INSTRUCTOR_STAMP)
+
+$(DEV_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -e ".[dev]"
+	@touch $(DEV_STAMP) $(INSTRUCTOR_STAMP)
+
+install-instructor: $(INSTRUCTOR_STAMP)
+
+install-dev: $(DEV_STAMP)
+
+test: install-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install-dev
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+release: install-instructor  # regenerate the student release assignments/$(ASSIGNMENT) from solutions/ (commit it)
+	$(PY) -m fsl_utils.grading release $(ASSIGNMENT)
+
+grade: install-instructor  # autograde grading/submitted/*/$(ASSIGNMENT), write feedback and grading/grades.csv
+	$(PY) -m fsl_utils.grading grade $(ASSIGNMENT) $(if $(JOBS),--jobs $(JOBS))
+
+student: install  # the student repository: build/student/ (push it to the public repository)
+	$(PY) -m fsl_utils.student build/student $(if $(REPO),--repository $(REPO))

@@ -11,12 +11,18 @@ Reports, each with what to do about it:
   ``torch.load(..., weights_only=True)``;
 * whether the notebook runs top to bottom in a fresh kernel (``--no-run`` skips this).
 
+The last line says which points the check could verify (the visible tests) and how many are
+left to the hidden tests and to hand grading, e.g. "Visible tests pass (5 of 20 autograded
+points); 15 points are checked by hidden tests after you submit, 5 points of written answers
+are graded by hand." Needs only the course's student install (no nbgrader).
+
 Exit status 0 when everything is fine, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import sys
@@ -34,10 +40,46 @@ class Report:
 
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    points: Points | None = None
+    ran: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def verdict(self) -> str:
+        """The last line: what the check could verify and what is left to the grader."""
+        if not self.ok:
+            return f"{len(self.problems)} problem(s): fix them before submitting."
+        if self.points is None:
+            return "No problems found."
+        p = self.points
+        what = "Visible tests pass" if self.ran else "No problems found; the visible tests were not run (--no-run)"
+        line = f"{what} ({p.visible} of {p.autograded} autograded points); {p.hidden} points are checked by hidden tests after you submit"
+        if p.manual:
+            line += f", {p.manual} points of written answers are graded by hand"
+        return line + "."
+
+
+@dataclass(frozen=True)
+class Points:
+    """An assignment's points by who checks them (from the release manifest)."""
+
+    visible: int
+    hidden: int
+    manual: int
+
+    @property
+    def autograded(self) -> int:
+        return self.visible + self.hidden
+
+    @classmethod
+    def of(cls, manifest: dict[str, Any]) -> Points:
+        cells = [c for cells in manifest["notebooks"].values() for c in cells if c["grade"]]
+        tests = [c for c in cells if not c["solution"]]
+        return cls(visible=sum(c["points"] for c in tests if c["visible_tests"]),
+                   hidden=sum(c["points"] for c in tests if not c["visible_tests"]),
+                   manual=sum(c["points"] for c in cells if c["solution"]))
 
 
 def _load(path: Path, report: Report) -> dict[str, Any] | None:
@@ -59,10 +101,7 @@ def _load(path: Path, report: Report) -> dict[str, Any] | None:
 
 
 def check_cells(name: str, nb: dict[str, Any], expected: list[dict[str, Any]], report: Report) -> None:
-    """Compare the notebook's grade cells with the release manifest."""
-    import nbformat
-    from nbgrader.utils import compute_checksum
-
+    """Compare the notebook's grade cells with the release manifest (SHA-256 of each released source)."""
     seen: dict[str, int] = {}
     cells = {}
     for cell in nb["cells"]:
@@ -82,16 +121,15 @@ def check_cells(name: str, nb: dict[str, Any], expected: list[dict[str, Any]], r
         if cell.get("cell_type") != spec["cell_type"]:
             report.problems.append(f"{name}: cell '{gid}' was changed to a {cell.get('cell_type')} cell; change it back to {spec['cell_type']}.")
             continue
-        node = nbformat.from_dict(cell)
-        if isinstance(node.source, list):
-            node.source = "".join(node.source)
-        checksum = compute_checksum(node)
+        source = cell.get("source", "")
+        source = source if isinstance(source, str) else "".join(source)
+        unchanged = hashlib.sha256(source.encode("utf-8")).hexdigest() == spec["source_sha256"]
         if spec["locked"] or (spec["grade"] and not spec["solution"]):
-            if checksum != spec["checksum"]:
+            if not unchanged:
                 report.problems.append(f"{name}: read-only/test cell '{gid}' was edited; undo the edit (it is restored before grading).")
-        elif spec["solution"] and checksum == spec["checksum"]:
+        elif spec["solution"] and unchanged:
             report.problems.append(f"{name}: answer '{gid}' is still empty: write your answer in it.")
-        elif spec["solution"] and spec["cell_type"] == "code" and "raise NotImplementedError" in node.source:
+        elif spec["solution"] and spec["cell_type"] == "code" and "raise NotImplementedError" in source:
             report.problems.append(f"{name}: answer '{gid}' still raises NotImplementedError: replace that line by your code.")
     for cell in nb["cells"]:
         source = cell.get("source", "")
@@ -163,9 +201,11 @@ def check(folder: str | Path, run: bool = True, timeout: int = 600) -> Report:
             check_cells(name, nb, expected, report)
             loaded[name] = path
     check_files(folder, manifest, report)
+    report.points = Points.of(manifest)
     if run and report.ok:
         for path in loaded.values():
             run_notebook(path, report, timeout)
+        report.ran = True
     elif run:
         report.notes.append("Not executed: fix the problems above first (or use --no-run).")
     return report
@@ -182,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"PROBLEM: {line}")
     for line in report.notes:
         print(f"ok: {line}")
-    print("Ready to submit." if report.ok else f"{len(report.problems)} problem(s): fix them before submitting.")
+    print(report.verdict())
     return 0 if report.ok else 1
 
 

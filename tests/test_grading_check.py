@@ -41,6 +41,16 @@ def _filled() -> dict:
 def test_good_submission_passes_without_running(tmp_path):
     report = check(_folder(tmp_path), run=False)
     assert report.ok, report.problems
+    assert report.verdict().startswith("No problems found; the visible tests were not run (--no-run) (5 of 20 autograded points)")
+
+
+def test_points_by_who_checks_them_for_every_assignment():
+    """The release manifests split the points as docs/assignments.md does (visible tests, hidden tests, by hand)."""
+    from fsl_utils.check import Points
+
+    root = cases.RELEASE.parents[2]
+    found = {a: Points.of(json.loads((root / "assignments" / a / "manifest.json").read_text())) for a in ("protonet", "maml", "simclr")}
+    assert found == {"protonet": Points(5, 15, 5), "maml": Points(3, 17, 5), "simclr": Points(4, 16, 5)}
 
 
 def test_untouched_release_lists_every_empty_answer_and_the_weights(tmp_path):
@@ -115,7 +125,9 @@ def test_command_runs_the_notebook_top_to_bottom(tmp_path):
     folder = _folder(tmp_path)
     out = subprocess.run([sys.executable, "-m", "fsl_utils.check", str(folder)], capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stdout + out.stderr[-2000:]
-    assert "runs top to bottom" in out.stdout and "Ready to submit." in out.stdout
+    assert "runs top to bottom" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == ("Visible tests pass (5 of 20 autograded points); 15 points are checked by "
+                                                   "hidden tests after you submit, 5 points of written answers are graded by hand.")
     nb = _mutate("not_implemented")
     bad = _folder(tmp_path / "bad", nb) if (tmp_path / "bad").mkdir() is None else None
     out = subprocess.run([sys.executable, "-m", "fsl_utils.check", str(bad), "--no-run"], capture_output=True, text=True, timeout=300)

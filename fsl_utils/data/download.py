@@ -32,23 +32,38 @@ def download_vinyals_splits(root: Path) -> None:
             tmp.replace(target)
 
 
+#: What ``--only`` accepts: the course's two datasets.
+DATASETS = ("omniglot", "cifar10")
+
+
+def download(root: Path, datasets: tuple[str, ...] | list[str] = DATASETS) -> None:
+    """Download ``datasets`` (names from :data:`DATASETS`) into ``root``; present files are kept."""
+    unknown = sorted(set(datasets) - set(DATASETS))
+    if unknown:
+        raise ValueError(f"unknown dataset(s) {unknown}; choose from {list(DATASETS)}")
+    root.mkdir(parents=True, exist_ok=True)
+    if "omniglot" in datasets:
+        for split in ("background", "evaluation"):
+            data = load_omniglot(split, root=root, download=True)
+            print(f"Omniglot {split}: {data.n_classes} classes x {data.n_per_class} drawings")
+        download_vinyals_splits(root)
+        print("Omniglot Vinyals splits:", ", ".join(VINYALS_SPLITS))
+    if "cifar10" in datasets:
+        for train in (True, False):
+            data = load_cifar10(train=train, root=root, download=True)
+            print(f"CIFAR-10 {'train' if train else 'test'}: {len(data)} images")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=None, help="dataset folder (default: $FSL_DATA_DIR, else data/ of the course checkout)")
+    parser.add_argument("--only", choices=DATASETS, action="append", default=None, help="download only this dataset (repeatable)")
     args = parser.parse_args(argv)
     if args.root is None:
         where = locate_data()
         print(f"Downloading into {where.path.resolve()} ({where.reason}).")
     root = args.root or locate_data().path
-    root.mkdir(parents=True, exist_ok=True)
-    for split in ("background", "evaluation"):
-        data = load_omniglot(split, root=root, download=True)
-        print(f"Omniglot {split}: {data.n_classes} classes x {data.n_per_class} drawings")
-    download_vinyals_splits(root)
-    print("Omniglot Vinyals splits:", ", ".join(VINYALS_SPLITS))
-    for train in (True, False):
-        data = load_cifar10(train=train, root=root, download=True)
-        print(f"CIFAR-10 {'train' if train else 'test'}: {len(data)} images")
+    download(root, tuple(args.only or DATASETS))
     print(f"Data ready in {root.resolve()}.")
 
 

@@ -17,9 +17,20 @@ MANIFEST = "manifest.json"
 MAX_SUBMITTED_BYTES = 2 * 1024 * 1024
 
 
+def _has_code(source: str) -> bool:
+    return any(line.strip() and not line.lstrip().startswith("#") for line in source.splitlines())
+
+
 def manifest(release: Path, removed: list[Path]) -> dict[str, Any]:
-    """The grade cells of every released notebook and the files students must add."""
-    from nbgrader.utils import compute_checksum
+    """The grade cells of every released notebook and the files students must add.
+
+    Each grade cell records what ``fsl_utils.check`` compares without nbgrader (students do
+    not install it): the SHA-256 of its released source, and for test cells whether any
+    test is visible in the release (code left after the hidden region was removed; the other
+    test cells' points are checked only by hidden tests, after submission).
+    """
+    import hashlib
+
     from nbformat import read
 
     notebooks = {}
@@ -32,7 +43,8 @@ def manifest(release: Path, removed: list[Path]) -> dict[str, Any]:
                 cells.append({
                     "grade_id": meta["grade_id"], "cell_type": cell.cell_type, "grade": bool(meta.get("grade")),
                     "solution": bool(meta.get("solution")), "locked": bool(meta.get("locked")),
-                    "points": meta.get("points", 0), "checksum": compute_checksum(cell),
+                    "points": meta.get("points", 0), "visible_tests": _has_code(cell.source),
+                    "source_sha256": hashlib.sha256(cell.source.encode("utf-8")).hexdigest(),
                 })
         notebooks[path.name] = cells
     required = sorted({p.name for p in removed if p.suffix in (".pt", ".pth")})
