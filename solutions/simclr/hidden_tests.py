@@ -34,8 +34,11 @@ FLOOR_10 = 29.5
 FLOOR_25 = 35.0
 #: Inverse L2 strength of the grader's logistic regression (stronger than scikit-learn's default: only 100-250 labels).
 PROBE_C = 0.1
-#: The fixed evaluation data: a pool of training images (the labelled draws come from it) and the test set.
+#: The fixed evaluation data: a pool of training images (the labelled draws come from it) and the test images.
 POOL_SIZE, POOL_SEED, N_DRAWS = 2000, 2026, 5
+#: The weights tests score the first 1,000 official test images, whatever the copy holds: all of the course's
+#: offline copy (on which the floors were calibrated) and a fixed tenth of the 10,000 that `make data` downloads.
+TEST_IMAGES = 1000
 
 #: Forbidden in addition to the probe's FORBIDDEN_PACKAGES while a check's call runs (fsl_utils.grading.hidden.run_check):
 #: the course's SimCLR augmentations, losses and heads, and its linear probe (not ``embed``, which the notebook uses).
@@ -135,7 +138,7 @@ def _simclr_probe(ns, task, *args):
         return torch.tensor(value, dtype=torch.float64), torch.tensor(unchanged), torch.tensor(float(torch.equal(labels, test_y)))
 
     if task == "weights":
-        pool, filename = args
+        pool, filename, n_test = args
         from fsl_utils.data import load_cifar10
         from fsl_utils.ssl import CifarCNN, embed
 
@@ -148,7 +151,7 @@ def _simclr_probe(ns, task, *args):
         except RuntimeError as err:
             raise ValueError(f"{filename} does not fit the notebook's encoder CifarCNN(n_classes=0) (save the encoder, not the head): {str(err)[:300]}") from None
         pool_images = load_cifar10(train=True).images[pool]
-        return embed(model, pool_images), embed(model, load_cifar10(train=False).images)
+        return embed(model, pool_images), embed(model, load_cifar10(train=False).images[: int(n_test)])
 
     raise ValueError(f"unknown probe task {task!r}")
 '''
@@ -386,12 +389,14 @@ def weights_accuracy(probe, per_class: int) -> float:
     size = int(info["size"])
     assert size <= MAX_WEIGHTS_BYTES, f"{WEIGHTS_FILE} is {size / 2**20:.1f} MB; save only encoder.state_dict() (this encoder needs ~1 MB)."
     pool = _evaluation_pool()
-    out = _call(probe, "weights", pool, WEIGHTS_FILE)
+    out = _call(probe, "weights", pool, WEIGHTS_FILE, TEST_IMAGES)
     assert all(o["kind"] == "tensor" for o in out[:2]), "the weights could not be evaluated"
     train_f, test_f = (o["array"].astype(np.float64) for o in out[:2])
     assert train_f.shape[0] == POOL_SIZE and np.all(np.isfinite(train_f)) and np.all(np.isfinite(test_f)), "the encoder's features are not finite"
+    test_y = load_cifar10(train=False).labels.numpy()[:TEST_IMAGES]
+    if len(test_f) != TEST_IMAGES or len(test_y) != TEST_IMAGES:
+        raise RuntimeError(f"the grader's CIFAR-10 copy holds {len(test_y)} test images; the weights tests need the first {TEST_IMAGES}")
     pool_y = load_cifar10(train=True).labels.numpy()[pool]
-    test_y = load_cifar10(train=False).labels.numpy()
     rng = np.random.default_rng(POOL_SEED + per_class)
     accs = []
     for _ in range(N_DRAWS):
