@@ -83,6 +83,13 @@ def badge(path: str, repository: str = REPOSITORY) -> str:
     return f"[![Open in Colab]({_BADGE})]({colab_url(path, repository)})"
 
 
+def retarget(text: str, repository: str) -> str:
+    """``text`` with the addresses of :data:`REPOSITORY` (clone URL, Colab links) pointing at ``repository``."""
+    old, new = _github_path(REPOSITORY), _github_path(repository)
+    return text.replace(REPOSITORY, f"https://github.com/{new}").replace(f"colab.research.google.com/github/{old}/",
+                                                                        f"colab.research.google.com/github/{new}/")
+
+
 def missing_requirements() -> list[str]:
     """The course's own requirements (not its extras) that this environment lacks."""
     from importlib import metadata
