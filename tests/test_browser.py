@@ -1,26 +1,37 @@
-"""The relevance-feedback widget in a real browser: JupyterLab on localhost, headless
-Debian Chromium driven by Playwright. Clicks thumbs up / down and "retrain & re-rank",
-and checks that the grid shows the probe's new ranking (computed here as the oracle).
-Screenshots land in build/browser/ (marked, then re-ranked).
+"""The course in a real browser: JupyterLab on localhost, headless Debian Chromium driven by Playwright.
 
-Without Chromium or playwright the test skips locally with the reason, and FAILS when
-``CI`` is set (CI installs Chromium in .ci/run).
+* Lecture 2 as a student opens it: the student repository (``make student``) with its data in
+  ``data/`` and ``FSL_DATA_DIR`` unset, FAST mode, Run All Cells from the menu; then the
+  relevance-feedback widget is clicked (thumbs up / down by the ground truth, "retrain &
+  re-rank") and its grid is checked against the lecture's own from-scratch functions
+  (``search_from_scratch``, ``feedback_from_scratch``), evaluated in the same kernel.
+* A student's JupyterLab (``python -m fsl_utils.lab --student``) has nbgrader's Assignment List
+  and Validate, but no Formgrader and no Create Assignment; the instructor's has them.
+
+Screenshots land in build/browser/. Without Chromium or playwright the tests skip locally with
+the reason, and FAIL when ``CI`` is set (CI installs Chromium in .ci/run).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from browser.lab import chromium_page, jupyter_lab, missing_requirements
-from browser.relevance_notebook import N_SHOW, synthetic_pool, write_notebook
-from fsl_utils.retrieval import RelevanceFeedback
+from browser.lab import Lab, chromium_page, jupyter_lab, missing_requirements
+from fsl_utils import student
+from fsl_utils.data import data_root
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "build" / "browser"
+N_SHOW = 24  # the lecture's widget: n_show=24
 
 
 def _require_browser() -> None:
@@ -42,77 +53,168 @@ def _wait_for(predicate, timeout: float, what: str):
         value = predicate()
         if value:
             return value
-        time.sleep(0.25)
+        time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def _run_first_cell(page, attempts: int = 4) -> None:
-    """Shift+Enter in the first cell until its prompt shows it queued or ran.
-
-    JupyterLab can drop an execution request sent while the kernel session is still
-    settling (the prompt stays "[ ]:"), so wait for an idle kernel and retry."""
-    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', state="attached", timeout=90_000)
-    prompt = page.locator(".jp-Cell .jp-InputArea-prompt").first
-    for _ in range(attempts):
-        page.locator(".jp-Cell .cm-content").first.click()
-        page.keyboard.press("Shift+Enter")
-        try:
-            _wait_for(lambda: prompt.inner_text().strip() not in ("[ ]:", ""), 15, "the first cell to start")
-            return
-        except AssertionError:
-            continue
-    raise AssertionError(f"the first cell never started after {attempts} Shift+Enter presses")
+def _menu(page, menu: str, item: str | None = None) -> list[str]:
+    """Open a menu of the menu bar; click ``item`` in it, or return its item labels."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=menu).click()
+    page.wait_for_selector(".lm-Menu-itemLabel")
+    if item is None:
+        return [t for t in page.locator(".lm-Menu .lm-Menu-itemLabel").all_inner_texts() if t.strip()]
+    page.locator(".lm-Menu .lm-Menu-itemLabel", has_text=item).first.click()
+    return []
 
 
-def test_relevance_widget_in_jupyterlab_and_chromium(tmp_path):
+def _kernel(lab: Lab):
+    """A second client of the notebook's kernel (through its connection file), to ask it for oracles."""
+    from jupyter_client import BlockingKernelClient
+
+    req = urllib.request.Request(f"http://127.0.0.1:{lab.port}/api/sessions", headers={"Authorization": f"token {lab.token}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        sessions = json.loads(r.read())
+    assert len(sessions) == 1, sessions
+    client = BlockingKernelClient()
+    client.load_connection_file(str(lab.home / "runtime" / f"kernel-{sessions[0]['kernel']['id']}.json"))
+    client.start_channels()
+    return client
+
+
+def _ask(client, code: str):
+    """Run ``code`` in the kernel; return the JSON value of the ``_result`` it sets."""
+    out: list[str] = []
+
+    def hook(msg):
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+        elif msg["msg_type"] == "error":
+            out.append("ERROR " + msg["content"]["evalue"])
+
+    client.execute_interactive(f"{code}\nimport json as _json\nprint(_json.dumps(_result))", output_hook=hook, timeout=120)
+    text = "".join(out)
+    assert not text.startswith("ERROR"), text
+    return json.loads(text)
+
+
+def _same_ranking(shown: list[int], expected: list[int], scores: dict[int, float], what: str) -> None:
+    """Equal, up to the order of items whose oracle scores differ by less than 1e-4 (float32 vs float64)."""
+    if shown == expected:
+        return
+    for i, (a, b) in enumerate(zip(shown, expected)):
+        if a != b:
+            assert a in scores and abs(scores[a] - scores[b]) < 1e-4, f"{what}: position {i} shows #{a}, the oracle ranks #{b} there"
+
+
+@pytest.fixture(scope="module")
+def student_course(tmp_path_factory) -> Path:
+    """The student repository with its datasets at data/ (as after `make data`)."""
+    course = tmp_path_factory.mktemp("browser") / "fsl-course"
+    student.build(course, ROOT)
+    (course / "data").symlink_to(data_root().resolve(), target_is_directory=True)
+    return course
+
+
+def test_relevance_widget_of_lecture_2_in_jupyterlab_and_chromium(student_course, tmp_path):
     _require_browser()
-    images, emb, relevant, query = synthetic_pool()
-    oracle = RelevanceFeedback(emb, query)
-    expected_first = oracle.ranking()[:N_SHOW].tolist()
-    write_notebook(tmp_path)
     SHOTS.mkdir(parents=True, exist_ok=True)
     for old in SHOTS.glob("relevance_feedback*.png"):
         old.unlink()
-    with jupyter_lab(tmp_path) as lab, chromium_page() as page:
+    env = {"FSL_DATA_DIR": None, "FSL_FAST": "1", "PYTHONPATH": str(student_course), "FSL_RESULTS_DIR": str(tmp_path / "results")}
+    with jupyter_lab(student_course, env_extra=env, home=tmp_path / "jupyter") as lab, chromium_page() as page:
         try:
             page.set_default_timeout(60_000)
-            page.goto(lab.url("relevance.ipynb"))
+            page.goto(lab.url("lectures/02_embedding_retrieval.ipynb"))
             page.wait_for_selector(".jp-Notebook .jp-Cell")
-            _run_first_cell(page)
-            page.wait_for_selector(".fsl-tile", timeout=90_000)
+            page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', state="attached", timeout=90_000)
+            _menu(page, "Run", "Run All Cells")
+            page.wait_for_selector(".fsl-tile", timeout=900_000)
+            _wait_for(lambda: page.locator(".jp-InputArea-prompt", has_text="*").count() == 0, 900, "every cell of the lecture to run")
+            last = page.locator(".jp-CodeCell .jp-InputArea-prompt").last.inner_text().strip()
+            assert last[1:-2].isdigit(), f"Run All stopped before the last cell (its prompt: {last!r}): a cell failed"
+            client = _kernel(lab)
+            truth = _ask(client, "_result = {'relevant': relevant.nonzero().flatten().tolist(), 'query': query, 'data': str(__import__('fsl_utils.data', fromlist=['x']).data_root())}")
+            assert truth["data"] == str(student_course / "data"), "the lecture found its data in the student repository's data/"
+            relevant = set(truth["relevant"])
             _wait_for(lambda: len(_captions(page)) == N_SHOW, 30, f"{N_SHOW} result tiles")
             first = _captions(page)
-            assert first == expected_first, "the grid must start with the cosine-similarity ranking"
+            order, sims = _ask(client, f"_o, _sims = search_from_scratch(emb_ssl, query, {N_SHOW})\n_result = [_o, _sims.tolist()]")
+            _same_ranking(first, order, dict(zip(order, sims)), "the first grid (cosine similarity)")
             status = page.locator(".fsl-status").inner_text()
             assert "marked 0" in status and "precision@" in status
 
-            # mark the first six results by the ground truth, as a user would
             ups, downs = page.locator("button.fsl-up"), page.locator("button.fsl-down")
+            marks = {}
             for i, index in enumerate(first[:6]):
-                (ups if relevant[index] else downs).nth(i).click()
-                oracle.mark(index, bool(relevant[index]))
-            n_up = sum(bool(relevant[i]) for i in first[:6])
-            assert n_up not in (0, 6), "the test needs both kinds of marks; change the synthetic pool's seed"
+                (ups if index in relevant else downs).nth(i).click()
+                marks[index] = index in relevant
+            n_up = sum(marks.values())
+            assert n_up not in (0, 6), "the test needs both kinds of marks among the first six results"
             marked = f"marked {n_up} relevant, {6 - n_up} not relevant"
-            _wait_for(lambda: marked in page.locator(".fsl-status").inner_text(), 20, "the marks to reach the kernel")
+            _wait_for(lambda: marked in page.locator(".fsl-status").inner_text(), 30, "the marks to reach the kernel")
             colours = page.locator("button.fsl-up.mod-success").count() + page.locator("button.fsl-down.mod-danger").count()
             assert colours == 6, "every marked button is coloured"
+            page.locator(".fsl-relevance").screenshot(path=str(SHOTS / "relevance_feedback_marked.png"))
 
-            page.screenshot(path=str(SHOTS / "relevance_feedback_marked.png"), full_page=True)
             page.locator("button.fsl-retrain").click()
-            oracle.retrain()
-            expected_after = oracle.ranking(exclude_labeled=True)[:N_SHOW].tolist()
-            # The kernel refills the grid tile by tile; reading it before the widget's
-            # completion signal ("round 1" in the status line, set after the last tile,
-            # then the button enabled again) can catch a half-old, half-new grid.
-            _wait_for(lambda: "round 1" in page.locator(".fsl-status").inner_text(), 30, "the re-rank to finish (status 'round 1')")
-            _wait_for(lambda: page.locator("button.fsl-retrain").is_enabled(), 10, "the retrain button to be enabled again")
+            # The kernel refills the grid tile by tile: wait for the completion signal ("round 1"), then the button.
+            _wait_for(lambda: "round 1" in page.locator(".fsl-status").inner_text(), 60, "the re-rank to finish (status 'round 1')")
+            _wait_for(lambda: page.locator("button.fsl-retrain").is_enabled(), 20, "the retrain button to be enabled again")
             after = _captions(page)
-            assert after == expected_after, "the grid must show the probe's ranking of the unmarked items"
-            assert set(after).isdisjoint(first[:6])
-            page.screenshot(path=str(SHOTS / "relevance_feedback.png"), full_page=True)
+            expected, scores = _ask(client, (
+                f"_marks = {{{', '.join(f'{k}: {v}' for k, v in marks.items())}}}\n"
+                "_s = feedback_from_scratch(emb_ssl, query, _marks)\n"
+                "_s[[query, *_marks]] = float('-inf')  # the grid hides the query and the marked items\n"
+                f"_o = _s.argsort(descending=True, stable=True)[:{N_SHOW}].tolist()\n"
+                "_result = [_o, _s[_o].tolist()]"))
+            _same_ranking(after, expected, dict(zip(expected, scores)), "the grid after one round of feedback")
+            assert set(after).isdisjoint(first[:6]) and truth["query"] not in after
+            page.locator(".fsl-relevance").screenshot(path=str(SHOTS / "relevance_feedback.png"))
+            client.stop_channels()
         except Exception:
             page.screenshot(path=str(SHOTS / "relevance_feedback_failure.png"), full_page=True)
             print(f"screenshot of the failure: {SHOTS / 'relevance_feedback_failure.png'}; JupyterLab log: {lab.log}")
             raise
     assert (SHOTS / "relevance_feedback.png").stat().st_size > 10_000
+
+
+def _status(lab: Lab, path: str) -> int:
+    req = urllib.request.Request(f"http://127.0.0.1:{lab.port}{path}", headers={"Authorization": f"token {lab.token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+@pytest.mark.parametrize("role", ["instructor", "student"])
+def test_students_jupyterlab_has_no_instructor_tools(student_course, role, tmp_path):
+    _require_browser()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    def configure(env):
+        if role == "student":  # what a hub's image runs once (here at the user level of the server's private config)
+            subprocess.run([sys.executable, "-m", "fsl_utils.lab", "--student", "--level", "user"], env=env, check=True)
+
+    with jupyter_lab(student_course, setup=configure, home=tmp_path / "jupyter") as lab, chromium_page() as page:
+        page.set_default_timeout(60_000)
+        page.goto(lab.url("assignments/protonet/protonet.ipynb"))
+        page.wait_for_selector(".jp-Notebook .jp-Cell")
+        page.wait_for_selector(".jp-Toolbar-item", timeout=60_000)
+        time.sleep(2)  # let every extension add its toolbar buttons and menus
+        validate = page.locator(".jp-Toolbar-item", has_text="Validate").count()
+        items = _menu(page, "Nbgrader")
+        page.screenshot(path=str(SHOTS / f"{role}_lab.png"))
+        page.keyboard.press("Escape")
+        tabs = page.locator(".jp-SideBar .lm-TabBar-tab").evaluate_all("els => els.map(e => e.getAttribute('title') || '')")
+        formgrader, assignments = _status(lab, "/formgrader"), _status(lab, "/assignments")
+    assert validate >= 1, "students keep the Validate button"
+    # the assignment list's handler answers (400: it wants a course id), where a disabled extension gives 404
+    assert "Assignment List" in items and assignments == 400, "students keep the Assignment List (menu and server extension)"
+    if role == "instructor":  # the control: the same check finds the tools where they are installed
+        assert {"Formgrader", "Create assignment"} <= set(items) and formgrader == 200
+        assert any("Create Assignment" in t for t in tabs)
+    else:
+        assert not {"Formgrader", "Formgrader (local)", "Create assignment"} & set(items), items
+        assert not any("Create Assignment" in t for t in tabs), tabs
+        assert formgrader == 404, "the formgrader's server extension is off"

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +70,7 @@ class Lab:
     token: str
     root: Path
     log: Path
+    home: Path  # the server's private Jupyter folders (config/, runtime/ with the kernels' connection files)
 
     def url(self, notebook: str) -> str:
         return f"http://127.0.0.1:{self.port}/lab/tree/{notebook}?token={self.token}"
@@ -89,13 +90,18 @@ def _shutdown_kernels(port: int, token: str) -> None:
 
 
 @contextlib.contextmanager
-def jupyter_lab(root: Path, timeout: float = 60) -> Iterator[Lab]:
+def jupyter_lab(root: Path, timeout: float = 60, setup: Callable[[dict[str, str]], None] | None = None,
+                env_extra: dict[str, str | None] | None = None, home: Path | None = None) -> Iterator[Lab]:
     """Serve ``root`` with JupyterLab on a free localhost port; stop it on exit.
+
+    ``setup(env)`` runs before the server starts, with the server's environment (its private
+    Jupyter folders), e.g. to configure extensions; ``env_extra`` adds variables (or removes
+    them, with the value ``None``) for the server and its kernels.
 
     Raises:
         RuntimeError: the server did not answer within ``timeout`` seconds (its log is quoted).
     """
-    home = root / ".jupyter-home"
+    home = home or root / ".jupyter-home"
     env = dict(os.environ)
     for var, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"), ("JUPYTER_RUNTIME_DIR", "runtime"),
                      ("JUPYTERLAB_SETTINGS_DIR", "settings"), ("JUPYTERLAB_WORKSPACES_DIR", "workspaces")):
@@ -104,8 +110,15 @@ def jupyter_lab(root: Path, timeout: float = 60) -> Iterator[Lab]:
     news = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True, exist_ok=True)
     news.write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    for var, value in (env_extra or {}).items():
+        if value is None:
+            env.pop(var, None)
+        else:
+            env[var] = value
+    if setup is not None:
+        setup(env)
     port, token = _free_port(), secrets.token_hex(16)
-    log = root / "jupyter-lab.log"
+    log = home / "jupyter-lab.log"
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1", f"--ServerApp.token={token}",
            f"--ServerApp.root_dir={root}", "--allow-root"]
     with open(log, "w") as out:
@@ -120,7 +133,7 @@ def jupyter_lab(root: Path, timeout: float = 60) -> Iterator[Lab]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"JupyterLab did not start (exit code {proc.poll()}); its log:\n{log.read_text()[-3000:]}")
                 time.sleep(0.5)
-        yield Lab(port, token, root, log)
+        yield Lab(port, token, root, log, home)
     finally:
         _shutdown_kernels(port, token)
         with contextlib.suppress(ProcessLookupError):
