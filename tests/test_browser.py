@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -63,8 +64,35 @@ def _menu(page, menu: str, item: str | None = None) -> list[str]:
     page.wait_for_selector(".lm-Menu-itemLabel")
     if item is None:
         return [t for t in page.locator(".lm-Menu .lm-Menu-itemLabel").all_inner_texts() if t.strip()]
-    page.locator(".lm-Menu .lm-Menu-itemLabel", has_text=item).first.click()
+    page.locator(".lm-Menu .lm-Menu-itemLabel").filter(has_text=re.compile(rf"^{re.escape(item)}$")).click()
     return []
+
+
+def _run_all_to_the_end(page, lab: Lab, timeout: float = 1500, attempts: int = 4) -> None:
+    """Run → Run All Cells, and wait until the last code cell has run.
+
+    JupyterLab can drop queued cells while the kernel session is still settling (it may even
+    replace the first kernel it starts): every prompt then falls back to "[ ]:" with nothing
+    queued and no error, and Run All is clicked again (at most ``attempts`` times). A cell that
+    fails stops Run All: its traceback is quoted."""
+    prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt")
+    deadline, clicks = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        if re.fullmatch(r"\[\d+\]:", prompts.last.inner_text().strip()):
+            return
+        if page.locator(".jp-InputArea-prompt", has_text="*").count():
+            time.sleep(1)
+            continue
+        failed = [t for t in page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
+                  if "Traceback" in t or "Error" in t]
+        if failed:
+            raise AssertionError(f"a cell of the lecture failed: {failed[-1][-2000:]}")
+        clicks += 1
+        assert clicks <= attempts, f"Run All Cells did not run the notebook after {attempts} attempts; JupyterLab log: {lab.log}"
+        page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', state="attached", timeout=90_000)
+        _menu(page, "Run", "Run All Cells")
+        time.sleep(5)
+    raise AssertionError(f"the lecture did not finish within {timeout:.0f} s")
 
 
 def _kernel(lab: Lab):
@@ -97,6 +125,19 @@ def _ask(client, code: str):
     return json.loads(text)
 
 
+def _oracle(client, query: int, marks: dict[int, bool]) -> tuple[list[int], dict[int, float]]:
+    """The lecture's from-scratch probe (``feedback_from_scratch``) on these marks, run in the kernel: the
+    first N_SHOW unmarked items other than the query, and their scores."""
+    order, scores = _ask(client, (
+        f"_marks = {{{', '.join(f'{k}: {v}' for k, v in marks.items())}}}\n"
+        "_s = feedback_from_scratch(emb_ssl, query, _marks)\n"
+        "_s[[query, *_marks]] = float('-inf')  # the grid hides the query and the marked items\n"
+        f"_o = _s.argsort(descending=True, stable=True)[:{N_SHOW}].tolist()\n"
+        "_result = [_o, _s[_o].tolist()]"))
+    assert query not in order
+    return order, dict(zip(order, scores))
+
+
 def _same_ranking(shown: list[int], expected: list[int], scores: dict[int, float], what: str) -> None:
     """Equal, up to the order of items whose oracle scores differ by less than 1e-4 (float32 vs float64)."""
     if shown == expected:
@@ -126,49 +167,47 @@ def test_relevance_widget_of_lecture_2_in_jupyterlab_and_chromium(student_course
             page.set_default_timeout(60_000)
             page.goto(lab.url("lectures/02_embedding_retrieval.ipynb"))
             page.wait_for_selector(".jp-Notebook .jp-Cell")
-            page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', state="attached", timeout=90_000)
-            _menu(page, "Run", "Run All Cells")
-            page.wait_for_selector(".fsl-tile", timeout=900_000)
-            _wait_for(lambda: page.locator(".jp-InputArea-prompt", has_text="*").count() == 0, 900, "every cell of the lecture to run")
-            last = page.locator(".jp-CodeCell .jp-InputArea-prompt").last.inner_text().strip()
-            assert last[1:-2].isdigit(), f"Run All stopped before the last cell (its prompt: {last!r}): a cell failed"
+            _run_all_to_the_end(page, lab)
             client = _kernel(lab)
-            truth = _ask(client, "_result = {'relevant': relevant.nonzero().flatten().tolist(), 'query': query, 'data': str(__import__('fsl_utils.data', fromlist=['x']).data_root())}")
+            truth = _ask(client, "_result = {'relevant': relevant.nonzero().flatten().tolist(), 'query': query, "
+                                 "'data': str(__import__('fsl_utils.data', fromlist=['x']).data_root()), "
+                                 "'marks': {str(k): v for k, v in ui.feedback.labels.items()}, 'rounds': ui.rounds}")
             assert truth["data"] == str(student_course / "data"), "the lecture found its data in the student repository's data/"
-            relevant = set(truth["relevant"])
+            relevant, query = set(truth["relevant"]), truth["query"]
+            # The lecture's own cell after the widget marks its first page by the truth and retrains once (round 1);
+            # the student goes on from there.
+            marks = {int(k): v for k, v in truth["marks"].items()}
+            assert truth["rounds"] == 1 and len(marks) == N_SHOW
             _wait_for(lambda: len(_captions(page)) == N_SHOW, 30, f"{N_SHOW} result tiles")
-            first = _captions(page)
-            order, sims = _ask(client, f"_o, _sims = search_from_scratch(emb_ssl, query, {N_SHOW})\n_result = [_o, _sims.tolist()]")
-            _same_ranking(first, order, dict(zip(order, sims)), "the first grid (cosine similarity)")
+            shown = _captions(page)
+            assert shown == _ask(client, "_result = ui.shown()"), "the browser shows the grid the kernel holds"
+            _same_ranking(shown, *_oracle(client, query, marks), "the grid after the lecture's round of feedback")
             status = page.locator(".fsl-status").inner_text()
-            assert "marked 0" in status and "precision@" in status
-
-            ups, downs = page.locator("button.fsl-up"), page.locator("button.fsl-down")
-            marks = {}
-            for i, index in enumerate(first[:6]):
-                (ups if index in relevant else downs).nth(i).click()
-                marks[index] = index in relevant
             n_up = sum(marks.values())
-            assert n_up not in (0, 6), "the test needs both kinds of marks among the first six results"
-            marked = f"marked {n_up} relevant, {6 - n_up} not relevant"
+            assert f"round 1 · marked {n_up} relevant, {len(marks) - n_up} not relevant" in status and "precision@" in status, status
+
+            # the first five results and, if the grid has one, the first result that is not relevant (both buttons)
+            chosen = shown[:5] + [next((i for i in shown[5:] if i not in relevant), shown[5])]
+            ups, downs = page.locator("button.fsl-up"), page.locator("button.fsl-down")
+            new = {}
+            for index in chosen:
+                (ups if index in relevant else downs).nth(shown.index(index)).click()
+                new[index] = index in relevant
+            marks.update(new)
+            n_up = sum(marks.values())
+            marked = f"marked {n_up} relevant, {len(marks) - n_up} not relevant"
             _wait_for(lambda: marked in page.locator(".fsl-status").inner_text(), 30, "the marks to reach the kernel")
             colours = page.locator("button.fsl-up.mod-success").count() + page.locator("button.fsl-down.mod-danger").count()
             assert colours == 6, "every marked button is coloured"
             page.locator(".fsl-relevance").screenshot(path=str(SHOTS / "relevance_feedback_marked.png"))
 
             page.locator("button.fsl-retrain").click()
-            # The kernel refills the grid tile by tile: wait for the completion signal ("round 1"), then the button.
-            _wait_for(lambda: "round 1" in page.locator(".fsl-status").inner_text(), 60, "the re-rank to finish (status 'round 1')")
+            # The kernel refills the grid tile by tile: wait for the completion signal ("round 2"), then the button.
+            _wait_for(lambda: "round 2" in page.locator(".fsl-status").inner_text(), 60, "the re-rank to finish (status 'round 2')")
             _wait_for(lambda: page.locator("button.fsl-retrain").is_enabled(), 20, "the retrain button to be enabled again")
             after = _captions(page)
-            expected, scores = _ask(client, (
-                f"_marks = {{{', '.join(f'{k}: {v}' for k, v in marks.items())}}}\n"
-                "_s = feedback_from_scratch(emb_ssl, query, _marks)\n"
-                "_s[[query, *_marks]] = float('-inf')  # the grid hides the query and the marked items\n"
-                f"_o = _s.argsort(descending=True, stable=True)[:{N_SHOW}].tolist()\n"
-                "_result = [_o, _s[_o].tolist()]"))
-            _same_ranking(after, expected, dict(zip(expected, scores)), "the grid after one round of feedback")
-            assert set(after).isdisjoint(first[:6]) and truth["query"] not in after
+            _same_ranking(after, *_oracle(client, query, marks), "the grid after the student's round of feedback")
+            assert set(after).isdisjoint(marks) and query not in after
             page.locator(".fsl-relevance").screenshot(path=str(SHOTS / "relevance_feedback.png"))
             client.stop_channels()
         except Exception:

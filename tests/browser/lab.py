@@ -110,6 +110,10 @@ def jupyter_lab(root: Path, timeout: float = 60, setup: Callable[[dict[str, str]
     news = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True, exist_ok=True)
     news.write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    # every cell in the page (JupyterLab 4 renders only the visible ones by default), so tests see all prompts
+    tracker = home / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True, exist_ok=True)
+    tracker.write_text('{"windowingMode": "none"}')
     for var, value in (env_extra or {}).items():
         if value is None:
             env.pop(var, None)
