@@ -34,7 +34,13 @@ lab: install data
 data: install
 	$(PY) -m fsl_utils.data.download
 
-course: install
+COURSE_STAMP := $(VENV)/.fsl-course-course-installed
+
+$(COURSE_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -e ".[course]"
+	@touch $(COURSE_STAMP)
+
+course: $(COURSE_STAMP)  # MathJax for equations that render offline (the course extra)
 	$(PY) -m fsl_utils.course $(if $(FAST),--fast)
 
 clean:
@@ -60,7 +66,7 @@ $(INSTRUCTOR_STAMP): $(STAMP) pyproject.toml
 
 $(DEV_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install -e ".[dev]"
-	@touch $(DEV_STAMP) $(INSTRUCTOR_STAMP)
+	@touch $(DEV_STAMP) $(INSTRUCTOR_STAMP) $(COURSE_STAMP)
 
 install-instructor: $(INSTRUCTOR_STAMP)
 

@@ -5,10 +5,15 @@ folders, FAST mode with ``--fast``), renders each with its figures to
 ``build/<folder>/<name>.html``, and writes ``build/index.html`` and
 ``build/results.md``: the reproduction table (every number that has a paper's counterpart:
 paper, ours with its 95% CI, protocol differences), then all of the notebooks' recorded
-results and the benchmarks' ``bench/results/*.json``, and a runtime badge per notebook. Runs
-are remembered in ``build/runs.json``, so ``--only`` re-renders one notebook and the index
-still links every lecture. A failing notebook is rendered up to its error and reported; the
-others still run.
+results and the benchmarks' ``bench/results/*.json``, and a runtime badge per notebook. The
+index shows the same results as HTML tables. Runs are remembered in ``build/runs.json``, so
+``--only`` re-renders one notebook and the index still links every lecture. A failing notebook
+is rendered up to its error and reported; the others still run.
+
+Equations are typeset without a network connection: the rendered notebooks load MathJax 3
+(SVG output, no web fonts) from ``build/_static/``, copied from the ``django-static-mathjax``
+package (the ``course`` extra); without that package they fall back to nbconvert's CDN copy
+and say so.
 """
 
 from __future__ import annotations
@@ -48,12 +53,60 @@ def find_notebooks(root: Path, only: str | None = None) -> list[Path]:
     return [p for p in found if only is None or only in str(p.relative_to(root))]
 
 
-def execute_and_render(notebook: Path, root: Path, out: Path, timeout: int) -> Run:
+MATHJAX_FILE = "_static/mathjax/tex-svg-full.js"  # under the output folder
+# MathJax 3 reads its configuration from window.MathJax before it loads; the delimiters are
+# nbconvert's (inline $...$ and \\(...\\), display $$...$$ and \\[...\\]). SVG output needs no fonts.
+_MATHJAX_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_mathjax -%}
+<script>
+window.MathJax = {
+  tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']],
+        processEscapes: true, processEnvironments: true, tags: 'ams'},
+  svg: {fontCache: 'global'}
+};
+</script>
+<script src="{{ resources.mathjax_url }}" id="MathJax-script"></script>
+{%- endblock html_head_js_mathjax -%}
+"""
+
+
+def local_mathjax(out: Path) -> Path | None:
+    """Copy MathJax 3 (``tex-svg-full.js``, one self-contained file) to ``out/_static``; None if not installed."""
+    import shutil
+    from importlib import resources
+
+    try:
+        source = resources.files("mathjax") / "static" / "mathjax" / "es5" / "tex-svg-full.js"
+    except ModuleNotFoundError:
+        return None
+    if not source.is_file():
+        return None
+    target = out / MATHJAX_FILE
+    if not target.is_file() or target.stat().st_size != len(source.read_bytes()):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with resources.as_file(source) as path:
+            shutil.copyfile(path, target)
+    return target
+
+
+def html_exporter(page: Path, mathjax: Path | None):
+    """nbconvert's lab template; with ``mathjax``, loading it by a path relative to ``page``."""
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    if mathjax is None:
+        return HTMLExporter(template_name="lab")
+    exporter = HTMLExporter(template_name="lab", template_file="fsl_course.html.j2",
+                            extra_loaders=[DictLoader({"fsl_course.html.j2": _MATHJAX_TEMPLATE})])
+    exporter.mathjax_url = os.path.relpath(mathjax, page.parent).replace(os.sep, "/")
+    return exporter
+
+
+def execute_and_render(notebook: Path, root: Path, out: Path, timeout: int, mathjax: Path | None = None) -> Run:
     """Run one notebook in its folder and write its HTML (also when it fails)."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
-    from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}})
@@ -66,9 +119,9 @@ def execute_and_render(notebook: Path, root: Path, out: Path, timeout: int) -> R
         error = f"{type(err).__name__}: {err}"
     seconds = time.perf_counter() - start
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     target = out / notebook.relative_to(root).with_suffix(".html")
     target.parent.mkdir(parents=True, exist_ok=True)
+    body, _ = html_exporter(target, mathjax).from_notebook_node(nb)
     target.write_text(body, encoding="utf-8")
     return Run(notebook.relative_to(root), target.relative_to(out), seconds, error,
                fast=os.environ.get("FSL_FAST", "") not in ("", "0"), date=time.strftime("%Y-%m-%d %H:%M"), load=load)
@@ -212,9 +265,17 @@ def results_markdown(runs: list[Run], notebook_results: dict[str, list[dict]], b
                     lines.append(f"| {_cell(e['metric'])} | {_ours(e)} | {_cell(e.get('paper') or '')} | "
                                  f"{_cell(proto if proto != common else '')} | {_mode(e)} |")
                 else:
-                    lines.append(f"| {html.escape(json.dumps(e))[:200]} | | | | |")
+                    lines.append(f"| {_cell(json.dumps(e))[:200]} | | | | |")
             lines.append("")
     return "\n".join(lines)
+
+
+def results_html(summary_md: str) -> str:
+    """The results page as HTML: its Markdown tables become ``<table>`` elements, any raw HTML is escaped."""
+    import mistune
+
+    body = mistune.create_markdown(escape=True, plugins=["table"])(summary_md)
+    return body.replace("<h1>Course results</h1>", "", 1)  # the index has its own heading
 
 
 def index_html(runs: list[Run], summary_md: str, notebooks: list[tuple[Path, str]] | None = None) -> str:
@@ -231,10 +292,12 @@ def index_html(runs: list[Run], summary_md: str, notebooks: list[tuple[Path, str
                          f'<span class="badge {"bad" if r.error else "ok"}">{html.escape(r.badge())}</span></li>')
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Learning with few labeled examples</title>
 <style>body{{font-family:sans-serif;max-width:64rem;margin:2rem auto}} .badge{{font-size:.8em;padding:.1em .5em;border-radius:.5em;color:#fff}}
-.ok{{background:#2a7}} .bad{{background:#c33}} .none{{background:#999}} pre{{white-space:pre-wrap;background:#f6f6f6;padding:1em}}
-code{{color:#666;font-size:.8em}}</style></head><body>
+.ok{{background:#2a7}} .bad{{background:#c33}} .none{{background:#999}} code{{color:#666;font-size:.8em}}
+.results table{{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.85em}}
+.results th,.results td{{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}}
+.results th{{background:#f0f0f0}} .results tr:nth-child(even) td{{background:#fafafa}}</style></head><body>
 <h1>Learning with few labeled examples</h1><h2>Notebooks</h2><ul>{"".join(items)}</ul>
-<h2>Results</h2><p>Also as <a href="results.md">results.md</a>.</p><pre>{html.escape(summary_md)}</pre></body></html>"""
+<h2>Results</h2><p>Also as <a href="results.md">results.md</a>.</p><div class="results">{results_html(summary_md)}</div></body></html>"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,9 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     runs = []
     notebooks = find_notebooks(root, args.only)
+    mathjax = local_mathjax(out)
+    if mathjax is None:
+        print("MathJax is not installed (pip install -e '.[course]'): the rendered equations need a network connection", flush=True)
     for i, nb in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] {nb.relative_to(root)} ...", flush=True)
-        run = execute_and_render(nb, root, out, args.timeout)
+        run = execute_and_render(nb, root, out, args.timeout, mathjax)
         print(f"    {run.seconds:.0f} s, {'FAILED: ' + run.error if run.error else 'ok'} -> {out / run.html}", flush=True)
         runs.append(run)
     remembered = merge_runs(out, runs)

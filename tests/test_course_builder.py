@@ -11,7 +11,7 @@ from fsl_utils.course import bench_entries, main
 
 
 def _write(path, *sources, title=None):
-    cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\ntext")] if title else []
+    cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\ntext with $x^2$ and $$\\sum_i a_i$$")] if title else []
     nb = nbformat.v4.new_notebook(cells=cells + [nbformat.v4.new_code_cell(s) for s in sources])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,8 +74,19 @@ def test_course_builds_html_results_and_index(tmp_path, monkeypatch):
     assert "| [lectures/01_demo.ipynb](lectures/01_demo.html) |" in badges and "min (full) | ok |" in badges
     assert "min (FAST) | FAILED: " in badges and "later" not in badges  # 02 remembered from the first run
     index = (tmp_path / "build" / "index.html").read_text()
+    results = index.split("<h2>Results</h2>")[1]
+    assert "<pre>" not in results and "<table>" in results  # results as HTML tables, not raw Markdown
+    assert "<td>01_demo (notebook)</td>" in results and "<td>91.50 ± 0.40 %</td>" in results
+    assert '<a href="lectures/01_demo.html">lectures/01_demo.ipynb</a>' in results
+    assert "| clip (bench)" not in results and "&quot;{not json" not in results
     assert '<a href="lectures/01_demo.html">Lecture 1 - Demo</a>' in index
     assert 'href="lectures/02_broken.html"' in index and "FAILED" in index
     assert "Lecture 3 - Later" in index and "not rendered yet" in index
+    # equations: MathJax from the build folder, configured for the notebooks' $...$ delimiters, never from a CDN
+    assert "$x^2$" in demo and "cdnjs.cloudflare.com/ajax/libs/mathjax" not in demo and "MathJax.Hub" not in demo
+    assert 'src="../_static/mathjax/tex-svg-full.js"></script>' in demo
+    assert "inlineMath: [['$', '$'], ['\\\\(', '\\\\)']]" in demo
+    mathjax = tmp_path / "build" / "_static" / "mathjax" / "tex-svg-full.js"
+    assert mathjax.stat().st_size > 1_000_000 and b"MathJax" in mathjax.read_bytes()
     runs = json.loads((tmp_path / "build" / "runs.json").read_text())
     assert [r["notebook"] for r in runs] == ["lectures/01_demo.ipynb", "lectures/02_broken.ipynb"]
