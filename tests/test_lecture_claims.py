@@ -45,3 +45,24 @@ def test_lecture_5_keeps_bench_arithmetic_in_its_appendix():
     main_text = "".join("".join(c["source"]) for c in cells[:-1] if c["cell_type"] == "markdown")
     for typed in ("6× faster", "35% shorter", "9 points of 20-way", "about 0.05"):
         assert typed not in main_text, f"{typed!r} is bench arithmetic: keep it in Measured notes"
+
+
+# ---- the MAML homework: question, model answer and measurement agree --------------------------
+
+MAML = "solutions/maml/maml.ipynb"
+
+
+def test_maml_homework_quotes_the_measured_first_order_gap():
+    accuracy = _bench("maml")["accuracy"]
+    steps = _bench("maml")["training"]["FOMAML"]["meta_steps"]
+    assert steps == _bench("maml")["training"]["MAML"]["meta_steps"]  # equal meta-steps
+    fomaml, maml = f"{accuracy['FOMAML 5w1s']['mean']:.1f}%", f"{accuracy['MAML 5w1s']['mean']:.1f}%"
+    question, answer = _cell(MAML, "9451269d"), _cell(MAML, "9b5cb37f")
+    for text in (question, answer):
+        assert fomaml in text and maml in text
+    assert f"{steps:,} meta-steps" in question and "zeroing trick" in question
+    goals = "".join(_cells(MAML)[0]["source"])
+    assert "works almost as well as MAML." not in goals and "why not here" in goals
+    assert "not small" in answer and "support features" in answer
+    docs = (ROOT / "docs" / "assignments.md").read_text()
+    assert "explains why first-order MAML works almost\nas well," not in docs and f"{fomaml} vs {maml}" in docs
