@@ -15,8 +15,10 @@
    the pool. Reported: precision@50 before and after, among unmarked items (what the probe
    found) and overall (what a user sees), for the lecture's alphabet and the mean over
    all 20 alphabets, and the first round at which the top 50 is all relevant (either way).
-   Target: 50/50 after at most 150 labels (the Aquarium guide's seed:
-   8 of the top 50 wrong before, 0 after 108 relevant + 32 irrelevant labels).
+   Target: 50/50 after at most 150 labels. The Aquarium guide (the course's seed) has no
+   figure for this setting: its ImageNet search returned other species (no count), 42/50 is
+   its search after SimCLR fine-tuning on the pool (criterion: 4-6 clearly visible leaves), and
+   its probe on the fine-tuned embeddings reached 50/50 after 108 relevant + 32 irrelevant labels.
 
 Usage: ``python bench/transfer.py [--seeds 3 --n-test 1000 --drawings 10 --rounds 5 --per-round 30]``.
 """
@@ -40,6 +42,10 @@ from fsl_utils.retrieval import simulate_feedback
 from fsl_utils.train import evaluate_accuracy, few_labels, fit, fit_linear_head, random_crop_flip
 
 ALPHABET = "Oriya"  # the lecture's target (see lectures/02_embedding_retrieval.ipynb)
+# The guide's three steps, each with its own result; this bench runs only the ImageNet search and its probe.
+SEED_REFERENCE = ("Aquarium guide (sugar beets with 4-6 leaves): ImageNet search - other species, no count; "
+                  "search after SimCLR fine-tuning on the pool - 42/50 (4-6 clearly visible leaves); "
+                  "probe on the fine-tuned embeddings - 50/50 after 108 relevant + 32 irrelevant labels")
 
 
 def scratch_accuracy(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, seed: int, epochs: int) -> float:
@@ -137,7 +143,7 @@ def retrieval(drawings: int, rounds: int, per_round: int, k: int, C: float) -> d
             "before": mean("precision", 0), "after_unlabeled": mean("precision_unlabeled", -1), "after_overall": mean("precision", -1),
         },
         "per_alphabet": per_alphabet,
-        "seed_reference": "Aquarium guide: 42/50 before, 50/50 after 108 relevant + 32 irrelevant labels",
+        "seed_reference": SEED_REFERENCE,
     }
 
 

@@ -26,6 +26,55 @@ def _bench(name: str) -> dict:
     return json.loads((ROOT / "bench" / "results" / f"{name}.json").read_text())
 
 
+# ---- lecture 2: the Aquarium guide's three steps, compared like with like ----------------------
+
+LECTURE2 = "lectures/02_embedding_retrieval.ipynb"
+
+
+def test_lecture_2_retells_the_guides_three_steps():
+    intro = " ".join("".join(_cells(LECTURE2)[0]["source"]).replace("*", "").split())
+    assert "8 wrong results" not in intro and "plain search" not in intro  # the old misreading
+    steps = intro.split("1. Pretrained embeddings.")[1]
+    pretrained, finetuned, probe = re.split(r" 2\. | 3\. ", steps)[:3]
+    assert "other plant species" in pretrained and "no count" in pretrained
+    assert "42 of its top 50" in finetuned and "SimCLR" in finetuned and "clearly visible" in finetuned
+    assert "50 of 50" in probe and "108 relevant + 32" in probe and "fine-tuned" in probe
+
+
+def test_lecture_2_gives_the_guides_numbers_only_to_the_same_step():
+    """42/50 is the guide's search after fine-tuning, 50/50 its probe on those embeddings; its ImageNet search has no count."""
+    source = _cell(LECTURE2, "retrieval-results")
+    (line,) = [line for line in source.splitlines() if line.startswith("GUIDE = ")]
+    guide = eval(line.split("=", 1)[1], {"IMAGENET": "ImageNet", "TUNED": "tuned"})  # noqa: S307 - a literal of the notebook
+    assert guide == {("ImageNet", "search"): None, ("tuned", "search"): 42 / 50, ("ImageNet", "probe"): None, ("tuned", "probe"): 1.0}
+    assert "paper=42 / 50" not in source and "paper=GUIDE[name, \"search\"]" in source and "paper=GUIDE[name, \"probe\"]" in source
+    reference = _bench("transfer")["retrieval"]["seed_reference"]
+    assert "42/50 before" not in reference and "after SimCLR fine-tuning" in reference and "no count" in reference
+
+
+def test_lecture_2_states_what_fine_tuning_did_in_this_run():
+    """No unmeasured 'fine-tuning raises the precision': the reading is generated from the run's curves."""
+    reading = _cell(LECTURE2, "retrieval-reading")
+    assert "display(Markdown(" in reading and "raises the plain search" not in reading
+    assert "{mean_before:.2f} to" in reading and "{moved}" in reading
+    assert not any("raises the plain search" in "".join(c["source"]) for c in _cells(LECTURE2))
+
+
+def test_lecture_2_measured_notes_and_try_it_quote_bench_transfer():
+    retrieval = _bench("transfer")["retrieval"]
+    notes = _cell(LECTURE2, "retrieval-measured")
+    assert notes.startswith("## Measured notes") and _cells(LECTURE2)[-1].get("id") == "retrieval-measured"
+    assert f"{retrieval['before_hits']}/50 before feedback" in notes
+    assert f"50/50 overall first after {retrieval['labels_to_all_relevant_overall']} labels" in notes
+    assert f"{retrieval['alphabets_reaching_all_relevant_overall']} of the 20 alphabets" in notes
+    mean = retrieval["mean_over_alphabets"]
+    assert f"{mean['before']:.2f} before feedback, {mean['after_unlabeled']:.2f} among unmarked" in notes
+    try_it = _cell(LECTURE2, "cdae5a06")
+    first = lambda name: round(retrieval["per_alphabet"][name][0]["precision"] * 50)  # noqa: E731
+    assert f"holds {first('Angelic')} Angelic and {first('Keble')} Keble" in try_it
+    assert f"but {first('Mongolian')} Mongolian and {first('Tengwar')} Tengwar" in try_it
+
+
 # ---- lecture 5: the sign convention of Koch's head --------------------------------------------
 
 LECTURE5 = "lectures/05_siamese_networks.ipynb"
