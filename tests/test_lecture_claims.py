@@ -115,3 +115,25 @@ def test_maml_homework_quotes_the_measured_first_order_gap():
     assert "not small" in answer and "support features" in answer
     docs = (ROOT / "docs" / "assignments.md").read_text()
     assert "explains why first-order MAML works almost\nas well," not in docs and f"{fomaml} vs {maml}" in docs
+
+
+# ---- lecture 1: what the run measured, not "rivals scratch training on hundreds of labels" ---
+
+LECTURE1 = "lectures/01_transfer_learning.ipynb"
+
+
+def test_lecture_1_states_what_its_run_measured():
+    text = "".join("".join(c["source"]) for c in _cells(LECTURE1))
+    assert "rivals scratch" not in text and "hundreds of\nlabels" not in text
+    reading = _cell(LECTURE1, "transfer-reading")  # generated from the run's results
+    assert "display(Markdown(" in reading and "{probe10:.1f}%" in reading and "{scratch_top:.1f}%" in reading
+    assert "We did not train from scratch on hundreds of labels per class" in reading
+    assert "(62.8%) stayed *below* supervised training from scratch on all 500 labels per class\n(73.3%)" in reading
+
+
+def test_lecture_1_measured_notes_quote_bench_transfer():
+    t = _bench("transfer")["transfer"]
+    notes = _cell(LECTURE1, "transfer-measured")
+    assert _cells(LECTURE1)[-1].get("id") == "transfer-measured"
+    assert f"{t['probe']['mean']:.1f} ± {t['probe']['ci95']:.1f}%" in notes
+    assert f"{t['scratch']['mean']:.1f} ± {t['scratch']['ci95']:.1f}%" in notes and f"{t['ratio']:.1f}× less accurate" in notes
