@@ -137,3 +137,24 @@ def test_lecture_1_measured_notes_quote_bench_transfer():
     assert _cells(LECTURE1)[-1].get("id") == "transfer-measured"
     assert f"{t['probe']['mean']:.1f} ± {t['probe']['ci95']:.1f}%" in notes
     assert f"{t['scratch']['mean']:.1f} ± {t['scratch']['ci95']:.1f}%" in notes and f"{t['ratio']:.1f}× less accurate" in notes
+
+
+# ---- lecture 7: bench figures in the appendix, equal to bench/results/maml.json ---------------
+
+LECTURE7 = "lectures/07_maml.ipynb"
+
+
+def test_lecture_7_quotes_bench_maml_in_its_measured_notes_only():
+    bench = _bench("maml")
+    acc, training = bench["accuracy"], bench["training"]
+    notes = _cell(LECTURE7, "maml-measured")
+    assert _cells(LECTURE7)[-1].get("id") == "maml-measured"
+    assert f"{training['MAML']['meta_steps']:,} meta-steps each: MAML reaches\n  {acc['MAML 5w1s']['mean']:.1f} ± {acc['MAML 5w1s']['ci95']:.1f}%" in notes
+    assert f"first-order MAML {acc['FOMAML 5w1s']['mean']:.1f} ± {acc['FOMAML 5w1s']['ci95']:.1f}%" in notes
+    curve = bench["accuracy_vs_test_inner_steps"]["5w5s"]
+    assert f"{curve['1']:.1f}% after 1 step,\n  {curve['3']:.1f}% after 3, {curve['5']:.1f}% after 5" in notes
+    docstring = (ROOT / "bench" / "maml.py").read_text().split('"""')[1]  # the bench's scratch runs
+    for figure in ("94.1 after 1,000 steps", "95.4 after 2,000", "96.6 after 4,500", "94.9 instead of 94.0", "(96.6)", "(96.7)"):
+        assert figure in " ".join(docstring.split()), figure
+    reading = _cell(LECTURE7, "maml-reading")
+    assert "BENCH_BUDGET_CURVE" not in reading and "84.2" not in reading and "97.1" not in reading
