@@ -158,3 +158,30 @@ def test_lecture_7_quotes_bench_maml_in_its_measured_notes_only():
         assert figure in " ".join(docstring.split()), figure
     reading = _cell(LECTURE7, "maml-reading")
     assert "BENCH_BUDGET_CURVE" not in reading and "84.2" not in reading and "97.1" not in reading
+
+
+# ---- lecture 9: prose numbers come from the run ------------------------------------------------
+
+LECTURE9 = "lectures/09_leaderboard.ipynb"
+
+
+def test_lecture_9_writes_no_run_numbers_into_markdown():
+    reading = _cell(LECTURE9, "leaderboard-reading")
+    assert "display(Markdown(" in reading and "97.4" not in reading and "90.7" not in reading
+    for cell in _cells(LECTURE9):
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and not text.startswith("## Try it"):
+            text = " ".join(text.split()).replace("95% confidence", "")  # the interval's level is no result
+            assert not re.search(r"\d+(\.\d+)?\s?%", text), f"a typed percentage in lecture 9's text: {text[:80]!r}"
+
+
+# ---- every lecture of this part: "Try it" prompts each with an expected outcome ---------------
+
+def test_try_it_prompts_say_what_to_expect():
+    for name in ("01_transfer_learning", "02_embedding_retrieval", "05_siamese_networks", "06_prototypical_and_matching",
+                 "07_maml", "08_clip_zero_shot", "09_leaderboard"):
+        cells = ["".join(c["source"]) for c in _cells(f"lectures/{name}.ipynb") if c["cell_type"] == "markdown"]
+        (try_it,) = [c.split("## Try it", 1)[1] for c in cells if "## Try it" in c]
+        prompts = re.findall(r"^(?:\d+\.|\*) ", try_it, re.M)
+        expectations = re.findall(r"\*Expect[ *:]", try_it)
+        assert prompts and len(prompts) == len(expectations), f"{name}: {len(prompts)} prompts, {len(expectations)} expectations"
