@@ -80,6 +80,11 @@ def _run_all_to_the_end(page, lab: Lab, timeout: float = 1500, attempts: int = 4
     while time.monotonic() < deadline:
         if re.fullmatch(r"\[\d+\]:", prompts.last.inner_text().strip()):
             return
+        dialog = page.locator(".jp-Dialog")
+        if dialog.count() and "Select Kernel" in dialog.first.inner_text():
+            # JupyterLab asks when the kernel it started first went away; the default is the notebook's own kernel
+            dialog.first.locator(".jp-mod-accept").click()
+            continue
         if page.locator(".jp-InputArea-prompt", has_text="*").count():
             time.sleep(1)
             continue
