@@ -30,10 +30,11 @@ class RestoreCells(OverwriteCells):
     _as_released = False
 
     def released_source(self, source: str) -> str:
-        """``source`` as ``generate_assignment`` releases it: hidden test regions removed."""
-        cell = NotebookNode(source=source)
-        ClearHiddenTests(parent=self)._remove_hidden_test_region(cell)
-        return cell.source
+        """``source`` as ``generate_assignment`` releases it: hidden test regions removed (by
+        nbgrader's own ``ClearHiddenTests``, through its public preprocessor interface)."""
+        cell = NotebookNode(cell_type="code", source=source, metadata=NotebookNode(nbgrader=NotebookNode(grade=True, solution=False, locked=True,
+                                                                                                         grade_id="_", points=0)))
+        return ClearHiddenTests(parent=self).preprocess_cell(cell, {}, 0)[0].source
 
     def preprocess_cell(self, cell: NotebookNode, resources: dict, cell_index: int) -> tuple[NotebookNode, dict]:
         self._as_released = False
