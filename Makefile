@@ -49,7 +49,7 @@ clean:
 # ---- instructors and maintainers (not in the student repository built by `make student`) ----
 #   make test                       the whole test suite (unit, notebooks in FAST mode, grading, browser)
 #   make release ASSIGNMENT=...     regenerate assignments/<name>/ from solutions/ (commit it)
-#   make grade ASSIGNMENT=...       autograde grading/submitted/*/<name>/, feedback, grading/grades.csv
+#   make grade ASSIGNMENT=...       autograde grading/submitted/*/<name>/ under bubblewrap (NO_SANDBOX=1: without), feedback, grades.csv
 #   make student [REPO=...]         the student repository in build/student/ (no solutions, no hidden tests)
 #   make bench                      every bench/*.py script; figures in bench/results/*.json
 INSTRUCTOR_STAMP := $(VENV)/.fsl-course-instructor-installed
@@ -81,8 +81,8 @@ bench: install-dev
 release: install-instructor  # regenerate the student release assignments/$(ASSIGNMENT) from solutions/ (commit it)
 	$(PY) -m fsl_utils.grading release $(ASSIGNMENT)
 
-grade: install-instructor  # autograde grading/submitted/*/$(ASSIGNMENT), write feedback and grading/grades.csv
-	$(PY) -m fsl_utils.grading grade $(ASSIGNMENT) $(if $(JOBS),--jobs $(JOBS))
+grade: install-instructor  # autograde grading/submitted/*/$(ASSIGNMENT) under bubblewrap, write feedback and grading/grades.csv
+	$(PY) -m fsl_utils.grading grade $(ASSIGNMENT) $(if $(JOBS),--jobs $(JOBS)) $(if $(NO_SANDBOX),--no-sandbox)
 
 student: install  # the student repository: build/student/ (push it to the public repository)
 	$(PY) -m fsl_utils.student build/student $(if $(REPO),--repository $(REPO))

@@ -12,6 +12,9 @@ Grading-specific settings (see docs/instructors.md):
 * Feedback shows each test's result and message, never hidden test code or tracebacks.
 * Test cells are restored from the gradebook; only cells a student changed are reported
   (``fsl_utils.grading.restore``).
+* Test cells score on errors only (warnings on stderr cost nothing, ``fsl_utils.grading.execute``).
+* Submissions are sanitised for viewing: the autograded copy, the formgrader and the feedback
+  (``fsl_utils.grading.sanitize``).
 """
 
 import os
@@ -41,7 +44,7 @@ c.Autograde.exclude_overwriting = {
 }
 c.Execute.timeout = int(os.environ.get("FSL_CELL_TIMEOUT", "180"))  # per cell; the weights tests take < 30 s
 # Execute, but a dead or hung kernel fails the cells that did not run instead of passing them
-# (nbgrader #427); `make grade` also runs every kernel in fsl_utils.grading.sandbox.
+# (nbgrader #427); `make grade` runs every kernel under bubblewrap (fsl_utils.grading.sandbox).
 c.Autograde.autograde_preprocessors = [
     "fsl_utils.grading.execute.SafeExecute",
     "nbgrader.preprocessors.IgnorePattern",
@@ -50,6 +53,7 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
+    "fsl_utils.grading.sanitize.SanitizeSubmission",
 ]
 c.SafeExecute.timeout = int(os.environ.get("FSL_CELL_TIMEOUT", "180"))
 # Test cells are restored from the gradebook as by nbgrader's OverwriteCells, but without its false
@@ -65,6 +69,12 @@ c.Autograde.sanitize_preprocessors = [
 c.OverwriteCells.add_missing_cells = True  # deleted test cells come back (and fail if the answer is wrong)
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
+    "fsl_utils.grading.sanitize.SanitizeSubmission",
     "fsl_utils.grading.feedback.SanitizeFeedback",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+# What a submission carries is rendered inert wherever a person views it (fsl_utils.grading.sanitize):
+# the autograded copy is cleaned on disk (last autograde step above), and the formgrader's and the
+# feedback's pages are built with nbconvert's sanitising mode, using the course's allow-list.
+c.HTMLExporter.sanitize_html = True
+c.HTMLExporter.filters = {"clean_html": "fsl_utils.grading.sanitize.clean_html"}

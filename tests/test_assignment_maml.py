@@ -61,12 +61,16 @@ MUTANTS: dict[str, tuple[str, tuple[str, str], tuple[str, ...]]] = {
         "inner_loop",
         ("    for _ in range(n_steps):", "    from fsl_utils.methods.maml import MAML\n"
          "    return MAML(model, inner_lr, n_steps, first_order).adapt(support_x, support_y, params)\n    for _ in range(n_steps):"),
-        ("test_inner_loop_hidden",),  # the visible example passes; the hidden test detects the borrowing
+        # the course's MAML is a stub in the grading sandbox (fsl_utils.grading.stubs): every test that runs the student's
+        # inner_loop fails (the hidden task-loss and meta-update tests substitute the reference inner loop)
+        ("test_inner_loop_visible", "test_inner_loop_hidden", "test_task_loss_visible", "test_meta_update_visible"),
     ),
 }
 
 #: A correct implementation written differently from the reference: log_softmax + gather,
-#: gradients detached for first order, a 0-d tensor accuracy, one backward per task.
+#: gradients detached for first order, a 0-d tensor accuracy, one backward per task, and the
+#: loss summed with float(loss), which makes PyTorch print a UserWarning in the visible
+#: meta-update test (nbgrader alone failed that test for it).
 DIFFERENT_CORRECT = {
     "inner_loop": '''
 def inner_loop(model, params, support_x, support_y, inner_lr, n_steps, first_order=False):
@@ -95,7 +99,7 @@ def meta_update(model, optimizer, episodes, inner_lr, n_steps, first_order=False
     for episode in episodes:
         loss, accuracy = maml_task_loss(model, initial_params(model), episode, inner_lr, n_steps, first_order)
         (loss / len(episodes)).backward()
-        total_loss += loss.item()
+        total_loss += float(loss)  # PyTorch warns (a tensor that requires grad): a warning costs no points
         total_accuracy += float(accuracy)
     optimizer.step()
     return total_loss / len(episodes), total_accuracy / len(episodes)

@@ -65,7 +65,8 @@ MUTANTS: dict[str, tuple[str, tuple[str, str], tuple[str, ...], str]] = {
     ),
     "borrowed_course_nt_xent": (
         "nt_xent", ("    n = z1.shape[0]\n", "    from fsl_utils.ssl import nt_xent as course_nt_xent\n    return course_nt_xent(z1, z2, temperature)\n"),
-        ("test_nt_xent_hidden",), "write it yourself",  # the visible example passes; the hidden test detects the borrowing
+        # the course's nt_xent is a stub in the grading sandbox (fsl_utils.grading.stubs): both tests fail, naming it
+        ("test_nt_xent_visible", "test_nt_xent_hidden"), "write it yourself",
     ),
     # augmentations
     "identical_views": (
@@ -93,7 +94,7 @@ MUTANTS: dict[str, tuple[str, tuple[str, str], tuple[str, ...], str]] = {
     "borrowed_course_head": (
         "projection_head", ("        self.net = nn.Sequential(",
                             "        from fsl_utils.ssl import ProjectionHead as CourseHead\n        self.net = CourseHead(in_dim, hidden_dim, out_dim)\n        _unused = ("),
-        ("test_projection_head_hidden",), "write it yourself",
+        ("test_projection_head_visible", "test_projection_head_hidden"), "write it yourself",  # (a stub, as above)
     ),
     # linear evaluation
     "fits_on_test_labels": (

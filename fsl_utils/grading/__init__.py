@@ -4,7 +4,9 @@
   ``solutions/<assignment>/hidden_tests.py`` (instructors only, never released) and runs
   one named check against the student's namespace through a :class:`LocalProbe`.
 * :mod:`.execute` and :mod:`.remote` — while autograding, the same checks run in the
-  grader's process against the student's sandboxed kernel (:mod:`.sandbox`).
+  grader's process against the student's kernel, which runs under bubblewrap (:mod:`.sandbox`)
+  without the course's forbidden code (:mod:`.stubs`); submissions are taken in as data
+  (:mod:`.intake`) and sanitised before anyone views them (:mod:`.sanitize`).
 * :mod:`.notebook` — read code out of notebooks (the bench imports the reference
   solution this way) and compare releases.
 * :mod:`.pipeline` — ``python -m fsl_utils.grading`` (``make release``, ``make grade``):

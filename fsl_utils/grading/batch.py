@@ -10,8 +10,9 @@ errors that stop a plain nbgrader batch (e.g. ``SchemaTooOldError``). ``jobs`` c
 run at a time.
 
 SPEC: ``{"root", "assignment", "timeout", "jobs", "students": [{"id", "args": [...],
-"env": {...}, "marker", "log"}]}``; the answer (stdout, one JSON line): ``{student:
-problem}`` for every submission that could not be graded.
+"env": {...}, "marker", "log"}], "times"}``; the answer (stdout, one JSON line): ``{student:
+problem}`` for every submission that could not be graded. ``times`` (optional): a file that
+receives ``{student: [start, end]}`` (wall-clock seconds since the epoch) of each child.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def run(spec: dict[str, Any]) -> dict[str, str]:
     pending = list(spec["students"])
     running: dict[int, tuple[dict[str, Any], float]] = {}
     problems: dict[str, str] = {}
+    times: dict[str, list[float]] = {}
     jobs, timeout = max(1, int(spec.get("jobs", 1))), float(spec["timeout"])
     while pending or running:
         while pending and len(running) < jobs:
@@ -83,6 +85,7 @@ def run(spec: dict[str, Any]) -> dict[str, str]:
             if pid == 0:
                 _child(spec["root"], spec["assignment"], job)
             running[pid] = (job, time.monotonic())
+            times[job["id"]] = [time.time()]
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid == 0:
             for pid, (job, start) in list(running.items()):
@@ -91,13 +94,17 @@ def run(spec: dict[str, Any]) -> dict[str, str]:
                     problems[job["id"]] = f"grading took longer than {timeout:.0f} s and was stopped"
                     os.waitpid(pid, 0)
                     del running[pid]
+                    times[job["id"]].append(time.time())
             time.sleep(0.1)
             continue
         job, _ = running.pop(pid)
+        times[job["id"]].append(time.time())
         kill_marked(job["marker"])
         code = os.waitstatus_to_exitcode(status)
         if code != 0 and job["id"] not in problems:
             problems[job["id"]] = _problem(job["log"], code)
+    if spec.get("times"):
+        Path(spec["times"]).write_text(json.dumps(times))
     return problems
 
 
@@ -116,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     import nbgrader.apps.nbgraderapp  # noqa: F401
     import nbgrader.converters.autograde  # noqa: F401
 
-    from . import execute, feedback, hidden, remote, restore  # noqa: F401
+    from . import execute, feedback, hidden, remote, restore, sanitize  # noqa: F401
 
     print(json.dumps(run(spec)), flush=True)
     return 0

@@ -7,6 +7,13 @@
   :class:`SafeExecute` catches every such failure and gives each code cell that did not
   run an error output naming the reason, so those tests score 0, earlier cells keep the
   points they earned, and grading goes on.
+* **Test cells score on errors only.** nbgrader 0.9 fails a test cell that wrote anything to
+  stderr — a PyTorch ``UserWarning``, a ``DeprecationWarning`` or sklearn's
+  ``ConvergenceWarning`` cost correct code its points while the feedback said "tests passed" —
+  and reads an ``execute_result`` number as partial credit, which the kernel can emit at will.
+  After a grade cell ran, :func:`score_on_errors` turns its stderr into ordinary text (still
+  shown, marked as a warning) and its results into plain display outputs, so only an error
+  output (a failed assertion, an exception, a failed hidden check) costs points.
 * **Hidden tests run in the grader.** A hidden region made of ``run_hidden_test(...)``
   calls is not sent to the kernel: the visible part of the cell runs in the kernel, then
   the named check runs here, asking the kernel for data through
@@ -28,6 +35,19 @@ from .feedback import BEGIN, strip_hidden
 
 NOT_RUN = "NotRunError"
 HIDDEN_ERROR = "HiddenTestError"
+WARNING_NOTE = "[printed to stderr (a warning); it costs no points]\n"
+
+
+def score_on_errors(cell: NotebookNode) -> None:
+    """Make a grade cell's score depend on its error outputs only (see the module docstring)."""
+    outputs = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream" and out.get("name") == "stderr":
+            out = NotebookNode(output_type="stream", name="stdout", text=WARNING_NOTE + out.get("text", ""))
+        elif out.get("output_type") == "execute_result":
+            out = NotebookNode(output_type="display_data", data=out.get("data", {}), metadata=out.get("metadata", {}))
+        outputs.append(out)
+    cell.outputs = outputs
 
 
 def hidden_calls(source: str) -> list[tuple[str, str]] | None:
@@ -91,12 +111,14 @@ class SafeExecute(Execute):
                 cell.source = original
             if not any(out.output_type == "error" for out in cell.outputs):
                 for assignment, name in calls:
-                    message = self._remote_check(assignment, name, index)
+                    message = self._remote_check(assignment, name, index, cell.metadata.get("nbgrader", {}).get("grade_id"))
                     if message is not None:
                         cell.outputs.append(NotebookNode(output_type="error", ename=HIDDEN_ERROR, evalue=message, traceback=[f"{HIDDEN_ERROR}: {message}"]))
                         break
             self.nb.cells[index] = cell
             result = (cell, self.resources)
+        if result[0].cell_type == "code" and result[0].metadata.get("nbgrader", {}).get("grade"):
+            score_on_errors(result[0])
         self._last_done = index
         return result
 
@@ -110,8 +132,9 @@ class SafeExecute(Execute):
             self.nb.cells[index] = real
         return list(probe_cell.outputs)
 
-    def _remote_check(self, assignment: str, name: str, index: int) -> str | None:
-        """Run hidden test ``name`` here against the kernel; the failure message or None."""
+    def _remote_check(self, assignment: str, name: str, index: int, grade_id: str | None = None) -> str | None:
+        """Run hidden test ``name`` here against the kernel (and the grader's own check of the
+        visible test ``grade_id``, :func:`.hidden.run_check`); the failure message or None."""
         from nbclient.exceptions import DeadKernelError
 
         from .hidden import HiddenTestError, load_hidden_tests, run_check
@@ -120,7 +143,7 @@ class SafeExecute(Execute):
         if assignment not in self._hidden_modules:
             self._hidden_modules[assignment] = load_hidden_tests(assignment)
         try:
-            run_check(self._hidden_modules[assignment], name, RemoteProbe(lambda code: self._in_kernel(code, index)))
+            run_check(self._hidden_modules[assignment], name, RemoteProbe(lambda code: self._in_kernel(code, index)), cell=grade_id)
         except HiddenTestError as err:
             return str(err)
         except DeadKernelError:

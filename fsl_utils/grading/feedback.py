@@ -9,6 +9,9 @@ keeps what a student should see — each test cell's result, points (added by nb
 * tracebacks (they can quote hidden code): an error becomes ``Name: message``;
 * any output line that quotes a line of the assignment's ``hidden_tests.py`` or of a
   hidden region (code that printed hidden test source).
+
+It also adds, at the top, the files of the submission that the grader refused to take in
+(links, special or oversized files, :mod:`.intake`) with the reason for each.
 """
 
 from __future__ import annotations
@@ -53,6 +56,11 @@ class SanitizeFeedback(Preprocessor):
     enabled = Bool(True).tag(config=True)
 
     def preprocess(self, nb: Any, resources: dict) -> tuple[Any, dict]:
+        note = refused_note(resources)
+        if note:
+            from nbformat.v4 import new_markdown_cell
+
+            nb.cells.insert(0, new_markdown_cell(note))
         hidden: list[str] = []
         for cell in nb.cells:
             cell.source, removed = strip_hidden(cell.source)
@@ -96,3 +104,24 @@ class SanitizeFeedback(Preprocessor):
         except FileNotFoundError:
             return []
         return [path.read_text(encoding="utf-8")] if path.is_file() else []
+
+
+def refused_note(resources: dict) -> str | None:
+    """Markdown (HTML-escaped names) listing the student's refused files, from
+    ``grading/refused_files.json`` of the course; None when nothing was refused."""
+    import html
+    import json
+
+    info = resources.get("nbgrader", {})
+    try:
+        from .hidden import course_root
+
+        path = course_root() / "grading" / "refused_files.json"
+        refused = json.loads(path.read_text()).get(info.get("student"), {}) if path.is_file() else {}
+    except (FileNotFoundError, ValueError, AttributeError):
+        return None
+    if not refused:
+        return None
+    items = "".join(f"<li><code>{html.escape(repr(name)[1:-1][:200])}</code>: {html.escape(str(reason)[:300])}</li>" for name, reason in sorted(refused.items()))
+    return ("<p><strong>Not graded:</strong> the grader did not take in these entries of your submission "
+            "(a submission must consist of ordinary files):</p><ul>" + items + "</ul>")

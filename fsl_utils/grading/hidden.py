@@ -127,12 +127,17 @@ def forbidden_extra(module: types.ModuleType) -> tuple[str, ...]:
     return tuple(extra)
 
 
-def run_check(module: types.ModuleType, name: str, probe: Any) -> None:
+def run_check(module: types.ModuleType, name: str, probe: Any, cell: str | None = None) -> None:
     """Run check ``name`` of a hidden-tests ``module`` against ``probe``.
 
     The same for both probes: a :class:`~.probe.LocalProbe` (the check and the student's
     code share this process) and a :class:`~.remote.RemoteProbe` (the check runs in the
     grader, the student's code in its kernel).
+
+    ``cell`` is the grade id of the test cell (given while autograding): when the module's
+    ``VISIBLE`` dict has a check for it, that check runs too — the grader's own run of a
+    visible test's examples, compared in the grader, so that replacing comparison functions
+    in the kernel cannot pass the visible test (the kernel only supplies values).
 
     Code of :data:`~.probe_utils.FORBIDDEN_PACKAGES` and of the module's own ``FORBIDDEN``
     (:func:`forbidden_extra`) that runs during the check's calls counts as borrowed.
@@ -153,11 +158,15 @@ def run_check(module: types.ModuleType, name: str, probe: Any) -> None:
     extra = forbidden_extra(module)
     if extra:
         probe.forbid(extra)
-    check = module.TESTS[name]
+    checks = [module.TESTS[name]]
+    visible = getattr(module, "VISIBLE", {}).get(cell) if cell else None
+    if visible is not None:
+        checks.append(visible)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            check(probe)
+            for check in checks:
+                check(probe)
     except AssertionError as err:
         raise HiddenTestError(str(err)) from None
     except KernelError as err:

@@ -3,10 +3,15 @@
 
 * ``release ASSIGNMENT``: ``nbgrader generate_assignment`` into ``assignments/`` (reference
   weights and hidden tests stay out of it, see :mod:`.release`).
-* ``grade ASSIGNMENT``: sync the gradebook with the source (generating into a temporary
-  folder, so the committed release is untouched), ``nbgrader autograde`` every submission in
-  ``grading/submitted/*/ASSIGNMENT/``, ``nbgrader generate_feedback`` and
-  ``nbgrader export`` to ``grading/grades.csv``.
+* ``grade ASSIGNMENT``: start one sandbox to check that kernels can be isolated (else stop,
+  grading nothing: :func:`.isolation.check_sandbox`), sync the gradebook with the source (generating into a
+  temporary folder, so the committed release is untouched), take every submission in
+  ``grading/submitted/*/ASSIGNMENT/`` in as data (:mod:`.intake`), ``nbgrader autograde`` each in
+  its own process and bubblewrap sandbox (:mod:`.batch`, :mod:`.sandbox`), ``nbgrader
+  generate_feedback`` and ``nbgrader export`` to ``grading/grades.csv``.
+
+The steps are separate functions (:func:`.isolation.check_sandbox`, :func:`take_in_all`,
+:func:`.isolation.sandbox_profile`, :func:`autograde_each`, :func:`grade`) so that other commands can reuse them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ from .hidden import course_root
 
 #: nbgrader's cell metadata version (nbgrader 0.9).
 SCHEMA_VERSION = 3
+#: Files the intake refused, per student (``grading/refused_files.json``; shown in the feedback too).
+REFUSED = "refused_files.json"
+#: When each submission's grading started and ended (``grading/grading_times.json``, seconds since the epoch).
+TIMES = "grading_times.json"
 
 
 def nbgrader(root: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -102,39 +111,103 @@ def repair_submission(folder: Path) -> list[str]:
     return repaired
 
 
-def autograde_each(root: Path, assignment: str, students: list[str], sandbox: bool, timeout: int = 900, jobs: int = 1) -> dict[str, str]:
-    """Autograde every student in its own process (and sandboxed kernel), ``jobs`` at a time.
+def take_in_all(root: Path, assignment: str, students: list[str], intake: Path) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """Copy every submission into ``intake/<student>/<assignment>`` through :func:`.intake.take_in`
+    (links, special and oversized files refused) and repair what would stop nbgrader.
+
+    Returns:
+        ``({student: {file: reason refused}}, {student: why nothing can be graded})``.
+    """
+    from .intake import take_in
+
+    refused, fatal = {}, {}
+    for student in students:
+        result = take_in(root / "grading" / "submitted" / student / assignment, intake / student / assignment)
+        if result.refused:
+            refused[student] = result.refused
+            for name, reason in result.refused.items():
+                print(f"{student}: REFUSED {name}: {reason}" + (f" (-> {result.links[name]})" if name in result.links else ""))
+        if result.fatal:
+            fatal[student] = result.fatal
+            continue
+        for note in repair_submission(intake / student / assignment):
+            print(f"{student}: {note} (original kept as .orig)")
+    return refused, fatal
+
+
+def _update(path: Path, students: list[str], values: dict) -> None:
+    """Replace the entries of ``students`` in the JSON object at ``path`` by ``values`` (a batch of
+    some students keeps what earlier batches recorded for the others)."""
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        data = {}
+    data = {k: v for k, v in data.items() if k not in students}
+    path.write_text(json.dumps({**data, **values}, indent=1))
+
+
+def _ensure_students(root: Path, students: list[str]) -> None:
+    """Students whose submission could not be taken in still get a row (0 points) in grades.csv."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'grading' / 'gradebook.db'}", "fsl-course") as gb:
+        for student in students:
+            gb.update_or_create_student(student)
+
+
+def autograde_each(root: Path, assignment: str, students: list[str], sandbox: bool, timeout: int = 900, jobs: int = 1,
+                   preflight: bool = True) -> dict[str, str]:
+    """Autograde every student in its own process and sandboxed kernel, ``jobs`` at a time.
+
+    Submissions are taken in first (:func:`take_in_all`); with ``sandbox`` one sandbox is started
+    and checked before anything is graded (:func:`.sandbox.preflight`), so a machine where kernels
+    cannot start stops here instead of giving zeros.
 
     Returns:
         ``{student: problem}`` for submissions nbgrader could not grade (e.g. invalid JSON);
-        they keep 0 points for the notebook.
+        they keep 0 points for the notebook. Files refused by the intake are written to
+        ``grading/refused_files.json``.
+
+    Raises:
+        SandboxUnavailable: the sandbox cannot start (the message says why and what to do).
     """
     from . import sandbox as sb
+    from .isolation import grading_folder, preflight as check_one, sandbox_profile, uid_base as first_uid, unsandboxed
 
-    run_dir = "/run" if os.path.isdir("/run") and os.access("/run", os.W_OK) else None
-    base = Path(tempfile.mkdtemp(prefix="fsl-grading-", dir=run_dir))
-    os.chmod(base, 0o711)
-    kernel_threads = str(max(1, (os.cpu_count() or 1) // max(1, jobs)))
+    base = grading_folder()
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    root_mode = os.geteuid() == 0
+    uid_base = first_uid()
     try:
-        common_args, common_env = [], {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-                                       "FSL_COURSE_ROOT": str(root), "OMP_NUM_THREADS": kernel_threads}
-        if sandbox:
-            sb.write_kernelspec(base / "jupyter")
-            common_args = [f"--Execute.kernel_name={sb.KERNEL_NAME}", "--KernelManager.transport=ipc"]
-            common_env["JUPYTER_PATH"] = str(base / "jupyter")
+        refused, problems = take_in_all(root, assignment, students, base / "intake")
+        _update(root / "grading" / REFUSED, students, refused)
+        profile = sandbox_profile(root, assignment, base, threads)
+        if not sandbox:
+            unsandboxed(profile)
+        common_args = [f"--Execute.kernel_name={sb.KERNEL_NAME}", "--KernelManager.transport=ipc",
+                       f"--CourseDirectory.submitted_directory={base / 'intake'}"]
+        common_env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+                      "FSL_COURSE_ROOT": str(root), "OMP_NUM_THREADS": str(threads), "JUPYTER_PATH": str(base / "jupyter")}
+        sb.write_kernelspec(base / "jupyter", profile)
+        if sandbox and preflight:
+            check_one(profile, base / "preflight", uid=uid_base + 999 if root_mode else None)
         jobs_spec = []
-        for i, student in enumerate(students):
-            for note in repair_submission(root / "grading" / "submitted" / student / assignment):
-                print(f"{student}: {note} (original kept as .orig)")
-            own = base / f"s{i}"  # this submission's sockets, runtime files and kernel folder
+        for i, student in enumerate(s for s in students if s not in problems):
+            own = base / f"s{i}"  # this submission's sockets and runtime files
             (own / "ipc").mkdir(parents=True)
             os.chmod(own, 0o711)
-            os.chmod(own / "ipc", 0o1777)
-            args = list(common_args) + ([f"--KernelManager.ip={own}/ipc/kernel"] if sandbox else [])
-            env = {**common_env, "FSL_SANDBOX_BASE": str(own), "JUPYTER_RUNTIME_DIR": str(own / "runtime")}
+            env = {**common_env, "FSL_SANDBOX_IPC": str(own / "ipc"), "JUPYTER_RUNTIME_DIR": str(own / "runtime")}
+            if root_mode and sandbox:
+                uid = uid_base + i % 999  # the submission's own user id: its processes are the only ones of that id
+                os.chown(own / "ipc", uid, uid)
+                env["FSL_SANDBOX_UID"] = str(uid)
+            args = [*common_args, f"--KernelManager.ip={own}/ipc/kernel"]
             jobs_spec.append({"id": student, "args": args, "env": env, "marker": str(own), "log": str(base / f"s{i}.log")})
+        if problems:
+            _ensure_students(root, list(problems))
         spec = base / "batch.json"
-        spec.write_text(json.dumps({"root": str(root), "assignment": assignment, "timeout": timeout, "jobs": jobs, "students": jobs_spec}))
+        spec.write_text(json.dumps({"root": str(root), "assignment": assignment, "timeout": timeout, "jobs": jobs, "students": jobs_spec,
+                                    "times": str(base / "times.json")}))
         proc = subprocess.run([sys.executable, "-m", "fsl_utils.grading.batch", str(spec)], cwd=root, text=True, capture_output=True,
                               env={**os.environ, **common_env})
         for job in jobs_spec:
@@ -143,7 +216,9 @@ def autograde_each(root: Path, assignment: str, students: list[str], sandbox: bo
                 sys.stderr.write(f"--- autograde {job['id']}\n" + log.read_text(errors="replace")[-3000:])
         if proc.returncode != 0 or not proc.stdout.strip():
             raise RuntimeError(f"the grading batch failed (exit {proc.returncode}): {proc.stderr[-3000:]}")
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+        if (base / "times.json").is_file():
+            _update(root / "grading" / TIMES, students, json.loads((base / "times.json").read_text()))
+        return {**problems, **json.loads(proc.stdout.strip().splitlines()[-1])}
     finally:
         from .batch import kill_marked
 
@@ -170,35 +245,39 @@ def prepare(root: Path, assignment: str) -> bool:
     return True
 
 
-def grade(root: Path, assignment: str, csv: Path | None = None, sandbox: bool | None = None, jobs: int | None = None,
+def grade(root: Path, assignment: str, csv: Path | None = None, sandbox: bool = True, jobs: int | None = None,
           timeout: int = 900) -> Path:
     """Autograde, write feedback and export grades for every submission of ``assignment``.
 
     Args:
-        sandbox: run each kernel isolated (:mod:`.sandbox`); default: when this machine
-            can (Linux, root).
+        sandbox: run each kernel under bubblewrap (:mod:`.sandbox`). False only on the
+            instructor's explicit request (``--no-sandbox``); the run then says so loudly.
         jobs: submissions graded at the same time (default ``$FSL_GRADING_JOBS`` or 1).
         timeout: wall-clock seconds allowed per submission.
-    """
-    from . import sandbox as sb
 
+    Raises:
+        SandboxUnavailable: the sandbox cannot start here; nothing was graded.
+    """
     submitted = sorted((root / "grading" / "submitted").glob(f"*/{assignment}"))
     if not submitted:
         raise FileNotFoundError(
             f"no submissions in {root / 'grading' / 'submitted'}/<student>/{assignment}/: copy each student's folder there first"
         )
-    if sandbox is None:
-        sandbox = sb.available()
-    if not sandbox:
-        print("WARNING: grading without the sandbox (needs Linux and root): student code runs with your rights.", file=sys.stderr)
+    jobs = jobs or int(os.environ.get("FSL_GRADING_JOBS", "1"))
+    from .isolation import UNSANDBOXED, check_sandbox
+
+    if sandbox:
+        check_sandbox(root, assignment, jobs)  # fail closed: before anything is graded or written
+    else:
+        print(UNSANDBOXED, file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="fsl-release-") as tmp:
         release(root, assignment, Path(tmp))  # puts the assignment and its grade cells in the gradebook
     prepare(root, assignment)
     start = time.perf_counter()
     students = [p.parent.name for p in submitted]
-    jobs = jobs or int(os.environ.get("FSL_GRADING_JOBS", "1"))
-    problems = autograde_each(root, assignment, students, sandbox, timeout=timeout, jobs=jobs)
-    print(f"autograded {len(students)} submission(s) in {time.perf_counter() - start:.0f} s, {jobs} at a time" + (" (sandboxed)" if sandbox else ""))
+    problems = autograde_each(root, assignment, students, sandbox, timeout=timeout, jobs=jobs, preflight=False)
+    print(f"autograded {len(students)} submission(s) in {time.perf_counter() - start:.0f} s, {jobs} at a time"
+          + (" (sandboxed)" if sandbox else " WITHOUT THE SANDBOX"))
     for student, problem in problems.items():
         print(f"NOT GRADED {student}: {problem}")
     (root / "grading" / "not_graded.json").write_text(json.dumps(problems, indent=1))
@@ -206,23 +285,34 @@ def grade(root: Path, assignment: str, csv: Path | None = None, sandbox: bool | 
     csv = csv or root / "grading" / "grades.csv"
     nbgrader(root, "export", f"--to={csv}")
     print(f"grades: {csv}\nfeedback: {root / 'grading' / 'feedback'}/<student>/{assignment}/")
+    if not sandbox:
+        print(UNSANDBOXED, file=sys.stderr)
     return csv
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .sandbox import SandboxUnavailable
+
     parser = argparse.ArgumentParser(prog="python -m fsl_utils.grading", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("release", "grade"))
     parser.add_argument("assignment", help="assignment id, e.g. protonet")
     parser.add_argument("--root", type=Path, default=None, help="course directory (default: found from the current folder)")
-    parser.add_argument("--no-sandbox", action="store_true", help="run student code unisolated (machines without Linux/root)")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run student code WITHOUT isolation (only where bubblewrap cannot run, for trusted submissions)")
     parser.add_argument("--jobs", type=int, default=None, help="submissions graded at the same time (default $FSL_GRADING_JOBS or 1)")
     parser.add_argument("--timeout", type=int, default=900, help="wall-clock seconds per submission (default 900)")
     args = parser.parse_args(argv)
     root = (args.root or course_root()).resolve()
     if args.command == "release":
         print(f"release: {release(root, args.assignment)}")
-    else:
-        grade(root, args.assignment, sandbox=False if args.no_sandbox else None, jobs=args.jobs, timeout=args.timeout)
+        return 0
+    try:
+        grade(root, args.assignment, sandbox=not args.no_sandbox, jobs=args.jobs, timeout=args.timeout)
+    except SandboxUnavailable as err:
+        print(f"NOT GRADED: the grading sandbox cannot start on this machine, so no student code was run.\n  Why: {err}\n"
+              f"  Fix the sandbox, or grade WITHOUT isolation (student code then runs with your rights) with\n"
+              f"  python -m fsl_utils.grading grade {args.assignment} --no-sandbox   (make grade ... NO_SANDBOX=1)", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,234 +1,267 @@
-"""An isolated Jupyter kernel for autograding: ``python .../fsl_utils/grading/sandbox.py CONN``.
+"""Every student kernel runs under bubblewrap (``bwrap``, Debian package ``bubblewrap``).
 
-Used as the argv of the ``fsl-sandbox`` kernelspec written by :func:`write_kernelspec`.
-Started by nbgrader (as root) in the submission's autograded folder, it
+Why bubblewrap: it is the established tool for unprivileged sandboxes (Flatpak's), so the
+grader needs no namespace code of its own and works both for an ordinary instructor account
+(unprivileged user namespaces) and as root.
 
-1. copies that folder (without notebooks) into a fresh private working directory, so the
-   student's writes never reach the course;
-2. enters new mount and network namespaces: no network interface is up (the kernel talks
-   to nbgrader over Unix sockets); the course directory (sources, hidden tests, ``.git``,
-   gradebook, other students' submissions) and the repository of ``fsl_utils`` are replaced
-   by empty tmpfs mounts holding only the Python environment and the ``fsl_utils``
-   package; ``/tmp``, ``/var/tmp``, ``/dev/shm`` and Jupyter's runtime folder are empty
-   tmpfs mounts; the dataset cache is bind-mounted read-only. Hidden tests are not needed
-   in the kernel: the grader runs them (:mod:`.remote`);
-3. forks: the kernel is process 1 of a new PID namespace (it sees no other process, and
-   every process it starts dies with it) under a supervisor that stays outside;
-4. sets resource limits (address space, CPU seconds, file size, processes);
-5. drops to the unprivileged user ``nobody`` and execs ``ipykernel``.
+What a kernel sees (:func:`bwrap_argv`): read-only binds of exactly what it needs — ``/usr``
+and the system library links, a few files of ``/etc`` (dynamic linker cache, time zone), the
+Python installation, the environment (venv), the ``fsl_utils`` package, the dataset folder and
+the dataset cache (the grader resolves both and passes them as ``FSL_DATA_DIR`` /
+``FSL_CACHE_DIR``) — plus the course's forbidden code replaced by stubs (:mod:`.stubs`), its own
+socket folder, and a private size-limited tmpfs home holding a copy of the submission's files.
+No network (a new network namespace), a new PID namespace, IPC and UTS namespaces, a new
+session, ``--die-with-parent``, an allow-listed environment (:data:`ENV_ALLOWED`).
 
-Requires Linux and root (CI and the instructor's grading machine); :func:`available` says
-whether this machine can do it.
+Resource limits are per submission: memory (address space), CPU seconds and file size are
+per-process limits, the process limit counts the processes of one submission only —
+
+* as an ordinary user (``mode "user"``), the kernel gets a new user namespace (``--unshare-user
+  --disable-userns``); ``RLIMIT_NPROC`` is set inside it, where the kernel counts the
+  processes of that namespace;
+* as root (``mode "root"``), bwrap runs privileged and the kernel drops to a user id of its
+  own (``FSL_SANDBOX_UID``, one per submission, never a real account): its processes are the
+  only ones of that user id. (Root's own processes are exempt from ``RLIMIT_NPROC``, so the
+  kernel must not stay root.)
+
+``python .../sandbox.py CONNECTION_FILE`` is the kernelspec's argv (:func:`write_kernelspec`): it
+reads the batch's profile (``$FSL_SANDBOX_PROFILE``, written by :func:`write_profile`) and
+execs bwrap. :func:`.isolation.preflight` starts one sandbox before grading and raises
+:class:`SandboxUnavailable` with the reason when it cannot (the pipeline then stops: fail closed).
+This file runs as a script in the kernel's launcher: only the standard library at module level.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import resource
 import shutil
-import signal
 import sys
-import tempfile
 from pathlib import Path
+from typing import Any
 
-CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWPID = 0x00020000, 0x40000000, 0x20000000
-PR_SET_PDEATHSIG = 1
-MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
-MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
-NOBODY = 65534
 KERNEL_NAME = "fsl-sandbox"
-DEFAULTS = {"FSL_SANDBOX_MEMORY_MB": 8192, "FSL_SANDBOX_CPU_SECONDS": 900, "FSL_SANDBOX_FILE_MB": 256, "FSL_SANDBOX_NPROC": 256}
+HOME = "/home/student"
+#: Resource limits (environment variables override them).
+DEFAULTS = {"FSL_SANDBOX_MEMORY_MB": 8192, "FSL_SANDBOX_CPU_SECONDS": 900, "FSL_SANDBOX_FILE_MB": 256, "FSL_SANDBOX_NPROC": 256,
+            "FSL_SANDBOX_DISK_MB": 512}
+#: Environment variables the grader passes to the kernel when it has them; nothing else of its
+#: environment reaches student code (``FSL_SANDBOX_ENV``: more names, comma-separated).
+ENV_ALLOWED = ("NBGRADER_EXECUTION", "FSL_FAST", "FSL_DEVICE", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: First user id of root mode's per-submission users (``FSL_SANDBOX_UID_BASE``); ids above it are
+#: assumed unused by real accounts.
+UID_BASE = 2_000_000_000
+_ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "hosts", "fonts")
+_SYSTEM_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
 
-def available() -> bool:
-    """True on Linux as root with ``unshare`` permitted."""
-    return sys.platform.startswith("linux") and hasattr(os, "geteuid") and os.geteuid() == 0
+class SandboxUnavailable(RuntimeError):
+    """The sandbox cannot start on this machine; the message says why and what to do."""
 
 
-def write_kernelspec(folder: Path) -> Path:
-    """Write ``<folder>/kernels/fsl-sandbox/kernel.json``; put ``folder`` on ``JUPYTER_PATH``."""
+def limits() -> dict[str, int]:
+    return {k: int(os.environ.get(k, v)) for k, v in DEFAULTS.items()}
+
+
+def write_kernelspec(folder: Path, profile: Path) -> Path:
+    """Write ``<folder>/kernels/fsl-sandbox/kernel.json``; put ``folder`` on ``JUPYTER_PATH``.
+
+    Interrupts travel as messages (the kernel is in a session of its own, out of reach of the
+    launcher's process-group signals)."""
     spec = folder / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, str(Path(__file__).resolve()), "{connection_file}"]  # a script: no torch import here
-    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "Python (grading sandbox)", "language": "python"}))
+    argv = [sys.executable, "-I", str(Path(__file__).resolve()), "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "Python (grading sandbox)", "language": "python",
+                                                  "interrupt_mode": "message", "env": {"FSL_SANDBOX_PROFILE": str(profile)}}))
     return spec
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
+def write_profile(path: Path, *, data_dir: Path, cache_dir: Path, overlays: list[tuple[str, str]] = (),
+                  empty_dirs: list[str] = (), threads: int = 1) -> dict[str, Any]:
+    """What every kernel of a batch may read, as JSON at ``path`` (read by :func:`launch`).
+
+    Args:
+        data_dir, cache_dir: the grader's dataset folder and cache (bound read-only at the same paths).
+        overlays: ``(stub file, module file)`` pairs (:mod:`.stubs`).
+        empty_dirs: folders shown empty (hidden packages, byte-code caches of stubbed modules).
+    """
+    package = Path(__file__).resolve().parents[1]
+    binds = [str(Path(p).resolve()) for p in (sys.base_prefix, sys.prefix, package)]
+    binds += [str(p) for p in (Path(data_dir).resolve(), Path(cache_dir).resolve()) if p.is_dir()]
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": HOME, "USER": "student", "LOGNAME": "student",
+           "LANG": "C.UTF-8", "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "MPLCONFIGDIR": f"{HOME}/.config/matplotlib",
+           "FSL_RESULTS_DIR": f"{HOME}/results", "FSL_DATA_DIR": str(Path(data_dir).resolve()), "FSL_CACHE_DIR": str(Path(cache_dir).resolve()),
+           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
+    extra = [n.strip() for n in os.environ.get("FSL_SANDBOX_ENV", "").split(",") if n.strip()]
+    passed = [n for n in (*ENV_ALLOWED, *extra) if n not in env]
+    profile = {
+        "bwrap": shutil.which("bwrap") or "bwrap", "mode": "root" if os.geteuid() == 0 else "user",
+        "python": sys.executable, "ro_binds": sorted(set(binds)), "overlays": [list(o) for o in overlays],
+        "empty_dirs": sorted(set(empty_dirs)), "env": env, "pass_env": passed, "limits": limits(),
+    }
+    path.write_text(json.dumps(profile, indent=1))
+    os.chmod(path, 0o644)
+    return profile
 
 
-def _check(ret: int, what: str) -> None:
-    if ret != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
+def _parents(path: str) -> list[str]:
+    return [str(p) for p in reversed(Path(path).parents) if str(p) != "/"]
 
 
-def _mount(libc: ctypes.CDLL, source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    _check(
-        libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, ctypes.c_ulong(flags), data.encode() if data else None),
-        f"mount {target}",
-    )
+def bwrap_argv(profile: dict[str, Any], command: list[str], *, uid: int | None, rw_binds: list[str] = (),
+               files: list[tuple[int, str]] = (), env: dict[str, str] | None = None) -> list[str]:
+    """The bwrap command line running ``command`` in the sandbox.
+
+    Args:
+        uid: root mode: the submission's own user id (the kernel drops to it inside).
+        rw_binds: folders bound writable at the same path (the kernel's socket folder).
+        files: ``(fd, path in the sandbox)``: files copied into the sandbox (the submission).
+        env: the kernel's complete environment.
+    """
+    lim = profile["limits"]
+    argv = [profile["bwrap"], "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--as-pid-1", "--hostname", "grading", "--die-with-parent", "--new-session", "--clearenv"]
+    if profile["mode"] == "user":
+        argv += ["--unshare-user", "--disable-userns", "--uid", "1000", "--gid", "1000"]
+    else:
+        argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]  # only to drop to `uid`; gone after that
+    for name in _SYSTEM_LINKS:
+        host = Path("/") / name
+        if host.is_symlink():
+            argv += ["--symlink", os.readlink(host), str(host)]
+        elif host.is_dir():
+            argv += ["--ro-bind", str(host), str(host)]
+    disk = str(lim["FSL_SANDBOX_DISK_MB"] * 2**20)
+    argv += ["--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev", "--perms", "0755", "--dir", "/etc",
+             "--perms", "0755", "--dir", "/home"]
+    # the private, size-limited writable folders first: what is bound below may lie inside them (a course under /tmp)
+    argv += ["--perms", "1777", "--size", disk, "--tmpfs", "/tmp", "--perms", "1777", "--size", disk, "--tmpfs", "/dev/shm",
+             "--perms", "0777", "--size", disk, "--tmpfs", HOME]
+    for name in _ETC:
+        argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    made: set[str] = {"/usr", "/proc", "/dev", "/etc", "/home", "/tmp", HOME}
+    for path in [*profile["ro_binds"], *rw_binds]:
+        for parent in _parents(path):  # readable parents even where the host's are private (/root)
+            if parent not in made:
+                argv += ["--perms", "0755", "--dir", parent]
+                made.add(parent)
+        made.add(path)
+        argv += ["--bind" if path in rw_binds else "--ro-bind", path, path]
+    for folder in profile["empty_dirs"]:
+        argv += ["--perms", "0555", "--tmpfs", folder]
+    for stub, target in profile["overlays"]:
+        argv += ["--ro-bind", stub, target]
+    for sub in ("submission", ".config", "results"):
+        argv += ["--perms", "0777", "--dir", f"{HOME}/{sub}"]
+    for fd, dest in files:
+        for parent in _parents(dest):
+            if parent not in made and parent.startswith(f"{HOME}/submission/"):
+                argv += ["--perms", "0777", "--dir", parent]
+                made.add(parent)
+        argv += ["--perms", "0666", "--file", str(fd), dest]
+    for key, value in (env or {}).items():
+        argv += ["--setenv", key, value]
+    argv += ["--chdir", f"{HOME}/submission", "--"]
+    inner = [sys.executable if profile.get("python") is None else profile["python"], "-I", "-S", "-c", _INNER,
+             json.dumps({"nproc": lim["FSL_SANDBOX_NPROC"], "uid": uid})]
+    return argv + inner + command
 
 
-def _chown_tree(path: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(path):
-        os.chown(dirpath, NOBODY, NOBODY)
-        for name in filenames:
-            os.chown(os.path.join(dirpath, name), NOBODY, NOBODY)
+#: Process 1 of the sandbox (``--as-pid-1``): sets the process limit (counted in the sandbox only),
+#: drops to the submission's own user id (root mode), starts the kernel and reaps every process
+#: that ends until the kernel does; then the sandbox ends, and every process left with it.
+#: (bwrap's own process 1 is not used: the kernel's CPU time would not reach the grader's rusage.)
+_INNER = """
+import json, os, resource, signal, sys
+cfg = json.loads(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_NPROC, (cfg["nproc"], cfg["nproc"]))
+if cfg["uid"] is not None:
+    os.setgroups([])
+    os.setresgid(cfg["uid"], cfg["uid"], cfg["uid"])
+    os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
+kernel = os.fork()
+if kernel == 0:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.execv(sys.argv[2], sys.argv[2:])
+while True:
+    try:
+        pid, status = os.wait()
+    except ChildProcessError:
+        os._exit(1)
+    except InterruptedError:
+        continue
+    if pid == kernel:
+        code = os.waitstatus_to_exitcode(status)
+        os._exit(code if code >= 0 else 128 - code)
+"""
 
 
-def _limits() -> None:
-    env = {k: int(os.environ.get(k, v)) for k, v in DEFAULTS.items()}
+def set_limits(lim: dict[str, int]) -> None:
+    import resource
+
     mb = 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (env["FSL_SANDBOX_MEMORY_MB"] * mb,) * 2)
-    resource.setrlimit(resource.RLIMIT_CPU, (env["FSL_SANDBOX_CPU_SECONDS"], env["FSL_SANDBOX_CPU_SECONDS"] + 5))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (env["FSL_SANDBOX_FILE_MB"] * mb,) * 2)
-    resource.setrlimit(resource.RLIMIT_NPROC, (env["FSL_SANDBOX_NPROC"],) * 2)
+    resource.setrlimit(resource.RLIMIT_AS, (lim["FSL_SANDBOX_MEMORY_MB"] * mb,) * 2)
+    resource.setrlimit(resource.RLIMIT_CPU, (lim["FSL_SANDBOX_CPU_SECONDS"], lim["FSL_SANDBOX_CPU_SECONDS"] + 5))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (lim["FSL_SANDBOX_FILE_MB"] * mb,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def prepare(connection_file: Path, submission: Path, base: Path) -> tuple[Path, Path]:
-    """Copy the submission (without notebooks) and the connection file into a private folder.
-
-    Returns:
-        (working directory of the kernel, its connection file).
-    """
-    base.mkdir(parents=True, exist_ok=True)
-    os.chmod(base, 0o711)  # kernels (all user nobody) cannot list each other's folders
-    work = Path(tempfile.mkdtemp(prefix="kernel-", dir=base))
-    shutil.copytree(submission, work / "submission", ignore=shutil.ignore_patterns("*.ipynb"))
-    conn = work / "connection.json"
-    shutil.copy(connection_file, conn)
-    (work / "cache").mkdir()
-    _chown_tree(work)
-    os.chmod(work, 0o700)
-    return work, conn
+def kernel_env(profile: dict[str, Any], source: dict[str, str]) -> dict[str, str]:
+    """The kernel's environment: the profile's fixed values plus the allow-listed names ``source`` has."""
+    env = dict(profile["env"])
+    env.update({k: source[k] for k in profile["pass_env"] if k in source})
+    return env
 
 
-def isolate(work: Path, hide: list[Path], trees: list[Path]) -> None:
-    """New mount + network namespaces; a read-only dataset cache in ``work/cache``; every
-    path in ``hide`` replaced by an empty tmpfs; every folder in ``trees`` (the course, the
-    repository of ``fsl_utils``) replaced by an empty tmpfs into which only what the kernel
-    needs (:func:`_needed_paths`) is bind-mounted back."""
-    libc = _libc()
-    _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID), "unshare")
-    _mount(libc, "none", "/", None, MS_REC | MS_PRIVATE)
-    cache = _cache_dir()
-    if cache.is_dir():
-        _mount(libc, str(cache), str(work / "cache"), None, MS_BIND)
-        _mount(libc, str(cache), str(work / "cache"), None, MS_BIND | MS_REMOUNT | MS_RDONLY)
-    needed = _needed_paths()
-    covered: dict[Path, list[Path]] = {}
-    for path in hide:
-        if path.is_dir() and not _inside(work, path):
-            inner = [p for p in needed if _inside(p, path)]
-            if inner:  # e.g. a course cloned under /tmp: hide all of it but the environment and the package
-                covered[path] = inner
-            else:
-                _mount(libc, "tmpfs", str(path), "tmpfs", 0, "size=64m,mode=1777")
-    for tree in dict.fromkeys(t.resolve() for t in trees):
-        if tree.is_dir() and tree != Path("/") and not _inside(work, tree) and not any(_inside(tree, t) or _inside(t, tree) for t in covered):
-            covered[tree] = [p for p in needed if _inside(p, tree)]
-    for path in needed:  # private ancestors (e.g. /root, 0700, where pyenv installs Python)
-        for ancestor in reversed(path.parents):
-            if ancestor != Path("/") and not ancestor.stat().st_mode & 0o001 and not any(_inside(ancestor, t) for t in covered):
-                covered.setdefault(ancestor, []).append(path)
-                break
-    _cover(libc, work, covered)
+def submission_files(folder: Path) -> list[tuple[int, str]]:
+    """Open every regular file of the submission (not notebooks) for copying into the sandbox.
+
+    The grader's intake (:mod:`.intake`) already refused links and special files; opening with
+    ``O_NOFOLLOW`` keeps it that way even if the folder changed since."""
+    files = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if name.endswith(".ipynb"):
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                continue
+            import stat
+
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                continue
+            os.set_inheritable(fd, True)
+            files.append((fd, f"{HOME}/submission/{path.relative_to(folder).as_posix()}"))
+    return files
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
+def launch(connection_file: str) -> None:
+    """The kernelspec's entry point: exec bwrap running ``ipykernel`` on ``connection_file``.
 
-
-def _package() -> Path:
-    """The ``fsl_utils`` folder (found from this file: importing the package loads torch)."""
-    return Path(__file__).resolve().parents[1]
-
-
-def _cache_dir() -> Path:
-    """``fsl_utils.data.cache_dir()``, loaded from its file for the same reason."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_fsl_paths", _package() / "data" / "paths.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.cache_dir()
-
-
-def _needed_paths() -> list[Path]:
-    """What the kernel must read: the Python installation, the environment, the package."""
-    return [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), _package()]
-
-
-def _cover(libc: ctypes.CDLL, work: Path, covered: dict[Path, list[Path]]) -> None:
-    """Replace each folder by an empty tmpfs holding bind mounts of only the listed paths
-    inside it, so nothing else of the folder is visible."""
-    for i, (folder, paths) in enumerate(covered.items()):
-        staging = work / f".stage{i}"
-        staging.mkdir()
-        _mount(libc, str(folder), str(staging), None, MS_BIND | MS_REC)
-        _mount(libc, "tmpfs", str(folder), "tmpfs", 0, "size=1m,mode=0755")
-        for path in paths:
-            target = folder / path.relative_to(folder)
-            target.mkdir(parents=True, exist_ok=True)
-            _mount(libc, str(staging / path.relative_to(folder)), str(target), None, MS_BIND | MS_REC)
-        _check(libc.umount2(str(staging).encode(), 2), f"umount {staging}")  # MNT_DETACH
-        staging.rmdir()
-
-
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    connection_file = Path(argv[0]).resolve()
-    submission = Path.cwd()
-    course = Path(os.environ.get("FSL_COURSE_ROOT") or submission.parents[3])
-    base = Path(os.environ.get("FSL_SANDBOX_BASE") or tempfile.gettempdir()) / "work"
-    work, conn = prepare(connection_file, submission, base)
-
-    hide = [connection_file.parent, Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")]
-    grading_folder = base.parent  # kernel sockets and this kernel's work folder
-    if grading_folder.parent != Path("/"):  # e.g. /run: other grading runs' folders, services
-        hide += [p for p in grading_folder.parent.iterdir() if p.is_dir() and not p.is_symlink() and p != grading_folder]
-    isolate(work, hide, trees=[course, _package().parent])
-    pid = os.fork()  # the child is process 1 of the new PID namespace
-    if pid:
-        _supervise(pid)
-    libc = _libc()
-    _mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # only this namespace's processes
-    _limits()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "JUPYTER_"))}
-    env.update(HOME=str(work), FSL_CACHE_DIR=str(work / "cache"), FSL_COURSE_ROOT=str(work / "course"),
-               MPLCONFIGDIR=str(work / ".matplotlib"), PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(work))
-    os.setgroups([])
-    os.setgid(NOBODY)
-    os.setuid(NOBODY)
-    _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")  # dies with the supervisor
-    os.chdir(work / "submission")
-    os.execve(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", str(conn), "--HistoryManager.hist_file=:memory:"], env)
-
-
-def _supervise(pid: int) -> None:
-    """The kernel's parent (root, outside the namespace): wait for it and exit like it.
-
-    Jupyter signals the whole process group: SIGINT (interrupt) reaches the kernel
-    directly, so it is ignored here; SIGTERM/SIGKILL end this process, and the kernel
-    dies with it (``PR_SET_PDEATHSIG``), and with the kernel every process it started
-    (the end of a PID namespace's process 1 kills the namespace).
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except ChildProcessError:
-            os._exit(0)
-        except InterruptedError:
-            continue
-    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
+    Started by nbgrader in the submission's autograded folder, with ``FSL_SANDBOX_PROFILE``,
+    ``FSL_SANDBOX_IPC`` (this kernel's socket folder) and, as root, ``FSL_SANDBOX_UID``."""
+    profile = json.loads(Path(os.environ["FSL_SANDBOX_PROFILE"]).read_text())
+    if profile["mode"] == "none":  # --no-sandbox: the allow-listed environment and the limits, nothing else
+        home = Path(os.environ["FSL_SANDBOX_IPC"]).parent / "home"
+        home.mkdir(exist_ok=True)
+        env = {**kernel_env(profile, os.environ), "HOME": str(home), "TMPDIR": str(home), "MPLCONFIGDIR": str(home / ".matplotlib"),
+               "FSL_RESULTS_DIR": str(home / "results")}
+        set_limits(profile["limits"])
+        os.execve(profile["python"], [profile["python"], "-s", "-m", "ipykernel_launcher", "-f", connection_file,
+                                      "--HistoryManager.hist_file=:memory:"], env)
+    conn_fd = os.open(connection_file, os.O_RDONLY)
+    os.set_inheritable(conn_fd, True)
+    files = submission_files(Path.cwd()) + [(conn_fd, f"{HOME}/.connection.json")]
+    uid = int(os.environ["FSL_SANDBOX_UID"]) if profile["mode"] == "root" else None
+    command = [profile["python"], "-s", "-m", "ipykernel_launcher", "-f", f"{HOME}/.connection.json", "--HistoryManager.hist_file=:memory:"]
+    argv = bwrap_argv(profile, command, uid=uid, rw_binds=[os.environ["FSL_SANDBOX_IPC"]], files=files, env=kernel_env(profile, os.environ))
+    set_limits(profile["limits"])
+    os.execv(argv[0] if os.path.isabs(argv[0]) else shutil.which(argv[0]) or argv[0], argv)
 
 
 if __name__ == "__main__":
-    main()
+    launch(sys.argv[1])

@@ -278,6 +278,66 @@ def check_environment(probe) -> None:
     """Nothing beyond the tampering check that runs before every hidden test."""
 
 
+# -- the grader's own run of each visible test ------------------------------------------
+# A visible test runs in the student's kernel, where a submission can replace torch.allclose or
+# the tampering check itself. Each check below runs the same public example through the probe
+# and compares in the grader (fsl_utils.grading.hidden.run_check runs it for its cell), so the
+# visible points need the example's right answer from the student's code. (A submission can
+# still hard-code a public example's answer: that is what the hidden tests are for.)
+def _visible_output(probe, name: str, *args) -> np.ndarray:
+    out = probe.call(name, *args)["outputs"][0]
+    assert out["kind"] == "tensor", f"`{name}` must return a torch.Tensor, not {out.get('type', out['kind'])}"
+    return out["array"]
+
+
+def visible_prototypes(probe) -> None:
+    emb = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0], [0.0, 4.0]], np.float32)
+    protos = _visible_output(probe, "compute_prototypes", emb, np.array([0, 1, 0, 1]), 2)
+    assert protos.shape == (2, 2) and protos.dtype == np.float32, f"expected a float32 tensor of shape (2, 2), got {protos.dtype} {protos.shape}"
+    assert np.allclose(protos, [[2.0, 0.0], [0.0, 3.0]]), "the worked example: expected [[2, 0], [0, 3]] (class means)"
+
+
+def visible_distances(probe) -> None:
+    x = np.array([[0.0, 0.0], [1.0, 1.0], [3.0, 4.0]], np.float32)
+    d = _visible_output(probe, "squared_euclidean_distances", x, np.array([[0.0, 0.0], [3.0, 0.0]], np.float32))
+    assert d.shape == (3, 2) and np.allclose(d, [[0.0, 9.0], [2.0, 5.0], [25.0, 16.0]]), "the worked example: expected [[0, 9], [2, 5], [25, 16]]"
+
+
+def visible_logits(probe) -> None:
+    q = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]], np.float32)
+    logits = _visible_output(probe, "prototype_logits", q, np.array([[0.0, 0.0], [1.0, 0.0]], np.float32))
+    assert logits.shape == (3, 2) and np.allclose(logits, [[0.0, -1.0], [-1.0, 0.0], [0.0, -1.0]]), "the worked example: expected [[0, -1], [-1, 0], [0, -1]]"
+
+
+def visible_encoder(probe) -> None:
+    report = probe.encoder_report("ProtoNetEncoder", _rng(1).random((8, 1, 28, 28)).astype(np.float32))
+    assert report["out_train_shape"] == [8, EMBEDDING_DIM], f"expected embeddings of shape (8, 64), got {report['out_train_shape']}"
+    convs = [l for l in report["layers"] if l.startswith("Conv2d")]
+    assert len(convs) == 4, f"Conv-4 has 4 convolution layers, found {len(convs)}"
+
+
+def visible_loss(probe) -> None:
+    rng = _rng(2)
+    ep = _episode(rng, 5, 2, 3)
+    res = probe.loss_probe("episode_loss_and_accuracy", (0.05 * rng.standard_normal((16, 784))).astype(np.float32), np.zeros(16, np.float32), ep)
+    loss, acc = res["loss"], res["accuracy"]
+    assert loss["kind"] == "tensor" and loss["array"].size == 1, "the loss must be a scalar tensor"
+    assert loss["grad_fn"], "the loss must be differentiable (do not call .item() or .detach() on it)"
+    got_acc = acc["value"] if acc["kind"] == "number" else float(acc["array"].reshape(())) if acc["kind"] == "tensor" and acc["array"].size == 1 else None
+    assert got_acc is not None and 0.0 <= got_acc <= 1.0, "the accuracy must be a fraction in [0, 1]"
+    assert res["grad_weight"] is not None and np.abs(res["grad_weight"]).sum() > 0, "no gradient reached the encoder"
+
+
+#: Grade id of each visible test cell -> the grader's own run of its examples.
+VISIBLE = {
+    "test_prototypes_visible": visible_prototypes,
+    "test_distances_visible": visible_distances,
+    "test_logits_visible": visible_logits,
+    "test_encoder_visible": visible_encoder,
+    "test_loss_visible": visible_loss,
+}
+
+
 def prepare() -> None:
     """Build the Omniglot caches the notebook's data cell reads (run by the grader before autograding:
     the sandboxed kernels can only read the cache, so a cold cache would be rebuilt in every kernel)."""

@@ -53,7 +53,9 @@ def submit(root: Path, student: str, notebook: dict | Path, weights: Path | None
 
 
 class _Listener:
-    """A TCP server on the host that records whatever a submission sends it."""
+    """A TCP server on the host that records every connection (the first bytes sent on it; each
+    connection is read in its own thread, so an idle one, e.g. a browser's speculative connection,
+    holds up no other)."""
 
     def __init__(self) -> None:
         self.received: list[bytes] = []
@@ -68,10 +70,18 @@ class _Listener:
         while not self._stop.is_set():
             try:
                 conn, _ = self.server.accept()
-                self.received.append(conn.recv(100))
-                conn.close()
             except OSError:
                 continue
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(3)
+            data = conn.recv(100)
+        except OSError:
+            data = b""
+        self.received.append(data or b"(a connection that sent nothing)")
+        conn.close()
 
     def close(self) -> None:
         self._stop.set()
@@ -103,8 +113,9 @@ def build_and_grade(root: Path) -> dict[str, Any]:
         submit(root, name, fill_solutions(released, cases.answers(name)), cases.WEIGHTS)
         expected[name] = cases.expected_score(failing)
 
-    listener = _Listener()
-    env = {"FSL_TEST_PORT": str(listener.port), "FSL_TEST_COURSE": str(root), "FSL_TEST_REPO": str(cases.ROOT), "FSL_TEST_GRADER_PID": str(os.getpid())}
+    listener, view_listener = _Listener(), _Listener()  # the second one stays open for the browser test
+    env = {"FSL_TEST_PORT": str(listener.port), "FSL_TEST_COURSE": str(root), "FSL_TEST_REPO": str(cases.ROOT), "FSL_TEST_GRADER_PID": str(os.getpid()),
+           "FSL_TEST_VIEW_PORT": str(view_listener.port)}
     answers = cases.answers()
     for kind, (score, _) in adversarial.CASES.items():
         adversarial.build(kind, released, answers, cases.WEIGHTS, root / "grading" / "submitted" / kind / ASSIGNMENT, env)
@@ -112,11 +123,31 @@ def build_and_grade(root: Path) -> dict[str, Any]:
     before = {"solutions": digest(root / "solutions"), "reference": digest(root / "grading" / "submitted" / "reference"),
               "repo_solutions": digest(cases.ROOT / "solutions" / ASSIGNMENT)}
 
+    # The course keeps its dataset and cache in its own folder (the layout the sandbox used to hide), and
+    # the grader's environment holds a secret that must reach no kernel.
+    grading_env = {"FSL_DATA_DIR": str(course_data(root)), "FSL_CACHE_DIR": str(root / "cache"), "FSL_TEST_SECRET": adversarial.SECRET_VALUE}
     try:
-        seconds, cpu_seconds = shared.grade_batch(root, ASSIGNMENT, len(expected), jobs=JOBS, cell_timeout=CELL_TIMEOUT)
+        seconds, cpu_seconds = shared.grade_batch(root, ASSIGNMENT, len(expected), jobs=JOBS, cell_timeout=CELL_TIMEOUT, env=grading_env)
     finally:
         listener.close()
     (root / "timing.json").write_text(json.dumps({"submissions": len(expected), "jobs": JOBS, "seconds": seconds, "cpu_seconds": cpu_seconds,
                                                   "load_average": os.getloadavg()}))
     return {"root": root, "released": released, "received": listener.received, "before": before, "expected": expected,
-            "seconds": seconds, "cpu_seconds": cpu_seconds}
+            "seconds": seconds, "cpu_seconds": cpu_seconds, "view_listener": view_listener, "env": grading_env}
+
+
+def course_data(root: Path) -> Path:
+    """``root/data``: the Omniglot folder of ``$FSL_DATA_DIR`` (the real dataset), hard-linked
+    where the file system allows it (else copied)."""
+    import shutil
+
+    from fsl_utils.data.paths import data_root
+
+    source, target = data_root().resolve() / "omniglot-py", root / "data" / "omniglot-py"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copytree(source, target, copy_function=os.link)
+    except OSError:
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target)
+    return root / "data"

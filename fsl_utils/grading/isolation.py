@@ -1,0 +1,136 @@
+"""The isolation of one grading batch, on the grader's side: what every kernel of the batch may
+read (the profile, :func:`sandbox_profile`), the per-submission user ids of root mode
+(:func:`uid_base`), the check that a sandbox starts and keeps its promises before anything is
+graded (:func:`preflight`, :func:`check_sandbox`), and the explicit opt-out (:func:`unsandboxed`).
+The kernel's side — the bubblewrap command line and the kernelspec's launcher — is :mod:`.sandbox`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .sandbox import UID_BASE, SandboxUnavailable, bwrap_argv, kernel_env, set_limits, write_profile
+
+
+def sandbox_profile(root: Path, assignment: str, base: Path, threads: int) -> Path:
+    """Write the batch's sandbox profile (:func:`.sandbox.write_profile`) into ``base``: the grader's
+    dataset folder and cache, and stubs in place of the code the assignment forbids (:mod:`.stubs`)."""
+    from ..data.paths import cache_dir, data_root
+    from . import stubs
+    from .hidden import forbidden_extra, load_hidden_tests
+    from .probe_utils import FORBIDDEN_PACKAGES
+
+    try:
+        extra = forbidden_extra(load_hidden_tests(assignment, root))
+    except FileNotFoundError:
+        extra = ()
+    given = stubs.given_imports(sorted((root / "solutions" / assignment).glob("*.ipynb")))
+    plan = stubs.plan([*FORBIDDEN_PACKAGES, *extra], given, base / "stubs")
+    for folder in [base / "stubs", *(base / "stubs").iterdir()]:
+        os.chmod(folder, 0o755 if folder.is_dir() else 0o644)
+    path = base / "profile.json"
+    write_profile(path, data_dir=data_root(), cache_dir=cache_dir(), overlays=plan["overlays"], empty_dirs=plan["empty_dirs"], threads=threads)
+    return path
+
+
+def grading_folder() -> Path:
+    """A fresh folder for one batch's sockets, profile and intake (``/run`` when writable: kept off disk)."""
+    run_dir = "/run" if os.path.isdir("/run") and os.access("/run", os.W_OK) else None
+    base = Path(tempfile.mkdtemp(prefix="fsl-grading-", dir=run_dir))
+    os.chmod(base, 0o711)
+    return base
+
+
+def uid_base() -> int:
+    """Root mode: the first of this batch's per-submission user ids (:data:`.sandbox.UID_BASE` + a
+    block of 1,000 chosen by the process id, so that concurrent batches do not share ids)."""
+    return int(os.environ.get("FSL_SANDBOX_UID_BASE", UID_BASE)) + (os.getpid() % 100_000) * 1000
+
+
+def check_sandbox(root: Path, assignment: str, jobs: int = 1) -> dict:
+    """Start one sandbox exactly as the batch would (:func:`preflight`); its report.
+
+    Raises:
+        SandboxUnavailable: it cannot start (the message says why and what to do).
+    """
+    base = grading_folder()
+    try:
+        profile = sandbox_profile(root, assignment, base, max(1, (os.cpu_count() or 1) // max(1, jobs)))
+        return preflight(profile, base / "preflight", uid=uid_base() + 999 if os.geteuid() == 0 else None)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+UNSANDBOXED = ("=" * 100 + "\nWARNING: --no-sandbox: student code runs WITHOUT isolation, with your user's rights, files and network.\n"
+               "Use it only for submissions you trust. (Kernels still get the allow-listed environment.)\n" + "=" * 100)
+
+
+def unsandboxed(profile: Path) -> None:
+    """Switch the batch's profile to run kernels without bubblewrap (the explicit opt-in)."""
+    data = json.loads(profile.read_text())
+    data["mode"] = "none"
+    profile.write_text(json.dumps(data, indent=1))
+    print(UNSANDBOXED, file=sys.stderr, flush=True)
+
+
+#: What :func:`preflight` runs inside: the kernel's imports and the promises the grader relies on.
+_CHECK = """
+import json, os, resource, socket
+import ipykernel, torch, fsl_utils.grading.remote  # what every kernel imports
+import fsl_utils.methods  # stubs in place of forbidden code must still import
+out = {"uid": os.getuid(), "nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0], "interfaces": [n for _, n in socket.if_nameindex()],
+       "data": os.path.isdir(os.environ["FSL_DATA_DIR"]), "home_writable": os.access(os.environ["HOME"], os.W_OK),
+       "pid": os.getpid(), "environ": sorted(os.environ)}
+print("FSL-SANDBOX-CHECK " + json.dumps(out))
+"""
+
+
+def preflight(profile_path: Path, scratch: Path, uid: int | None = None, timeout: float = 120) -> dict[str, Any]:
+    """Start one sandbox as a kernel would be started and check it; the check's report.
+
+    Raises:
+        SandboxUnavailable: bwrap is missing or cannot create the sandbox, or the sandbox does
+            not keep its promises (network interfaces, process limit, user id).
+    """
+    profile = json.loads(profile_path.read_text())
+    if shutil.which(profile["bwrap"]) is None and not os.path.isfile(profile["bwrap"]):
+        raise SandboxUnavailable("bubblewrap is not installed (the `bwrap` command is missing): install it with "
+                                 "`apt-get install -y bubblewrap` (Debian/Ubuntu) or your system's package manager.")
+    scratch.mkdir(parents=True, exist_ok=True)
+    if uid is not None:
+        os.chown(scratch, uid, uid)
+    command = [profile["python"], "-s", "-c", _CHECK]
+    argv = bwrap_argv(profile, command, uid=uid, rw_binds=[str(scratch)], env=kernel_env(profile, {}))
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, preexec_fn=lambda: set_limits(profile["limits"]))
+    except subprocess.TimeoutExpired:
+        raise SandboxUnavailable(f"the sandbox did not answer within {timeout:.0f} s") from None
+    report = [line for line in proc.stdout.splitlines() if line.startswith("FSL-SANDBOX-CHECK ")]
+    if proc.returncode != 0 or not report:
+        why = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        hint = ("bubblewrap as root needs CAP_SYS_ADMIN (a privileged container or VM); or run the grader as an ordinary user, "
+                "which needs unprivileged user namespaces (sysctl user.max_user_namespaces > 0, and on Ubuntu "
+                "kernel.apparmor_restrict_unprivileged_userns = 0 or an AppArmor profile for bwrap)")
+        raise SandboxUnavailable(f"bubblewrap could not start a sandbox: {why}. {hint}.")
+    out = json.loads(report[-1].split(" ", 1)[1])
+    problems = []
+    if out["interfaces"] not in ([], ["lo"]):
+        problems.append(f"network interfaces {out['interfaces']} are visible")
+    if out["nproc"] != profile["limits"]["FSL_SANDBOX_NPROC"]:
+        problems.append(f"the process limit is {out['nproc']}")
+    if uid is not None and out["uid"] != uid or out["uid"] == 0:
+        problems.append(f"the kernel runs as user id {out['uid']}")
+    if not out["home_writable"]:
+        problems.append("the kernel's home folder is not writable")
+    if os.path.isdir(profile["env"]["FSL_DATA_DIR"]) and not out["data"]:
+        problems.append(f"the dataset folder {profile['env']['FSL_DATA_DIR']} is not visible inside")
+    if problems:
+        raise SandboxUnavailable("the sandbox started but " + "; ".join(problems))
+    return out
