@@ -37,6 +37,9 @@ def sandbox_profile(root: Path, assignment: str, base: Path, threads: int) -> Pa
         os.chmod(folder, 0o755 if folder.is_dir() else 0o644)
     path = base / "profile.json"
     write_profile(path, data_dir=data_root(), cache_dir=cache_dir(), overlays=plan["overlays"], empty_dirs=plan["empty_dirs"], threads=threads)
+    profile = json.loads(path.read_text())
+    profile["imports"] = sorted(name for name in given if stubs.locate(name) is not None)  # what the preflight imports
+    path.write_text(json.dumps(profile, indent=1))
     return path
 
 
@@ -82,9 +85,11 @@ def unsandboxed(profile: Path) -> None:
 
 #: What :func:`preflight` runs inside: the kernel's imports and the promises the grader relies on.
 _CHECK = """
-import json, os, resource, socket
+import importlib, json, os, resource, socket, sys
+print("FSL-SANDBOX-STARTED", flush=True)
 import ipykernel, torch, fsl_utils.grading.remote  # what every kernel imports
-import fsl_utils.methods  # stubs in place of forbidden code must still import
+for name in json.loads(sys.argv[1]):  # what the assignment's given cells import (with stubs in place of forbidden code)
+    importlib.import_module(name)
 out = {"uid": os.getuid(), "nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0], "interfaces": [n for _, n in socket.if_nameindex()],
        "data": os.path.isdir(os.environ["FSL_DATA_DIR"]), "home_writable": os.access(os.environ["HOME"], os.W_OK),
        "pid": os.getpid(), "environ": sorted(os.environ)}
@@ -106,7 +111,7 @@ def preflight(profile_path: Path, scratch: Path, uid: int | None = None, timeout
     scratch.mkdir(parents=True, exist_ok=True)
     if uid is not None:
         os.chown(scratch, uid, uid)
-    command = [profile["python"], "-s", "-c", _CHECK]
+    command = [profile["python"], "-s", "-c", _CHECK, json.dumps(profile.get("imports", []))]
     argv = bwrap_argv(profile, command, uid=uid, rw_binds=[str(scratch)], env=kernel_env(profile, {}))
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, preexec_fn=lambda: set_limits(profile["limits"]))
@@ -114,7 +119,11 @@ def preflight(profile_path: Path, scratch: Path, uid: int | None = None, timeout
         raise SandboxUnavailable(f"the sandbox did not answer within {timeout:.0f} s") from None
     report = [line for line in proc.stdout.splitlines() if line.startswith("FSL-SANDBOX-CHECK ")]
     if proc.returncode != 0 or not report:
-        why = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        why = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1].rstrip(".")
+        if "FSL-SANDBOX-STARTED" in proc.stdout:
+            raise SandboxUnavailable(f"the sandbox started, but the kernel's imports fail in it: {why}. Check that the environment "
+                                     "(Python, venv, fsl_utils) is readable by other users and that the stubs of forbidden code "
+                                     "(fsl_utils.grading.stubs) keep every name the assignment's given cells import")
         hint = ("bubblewrap as root needs CAP_SYS_ADMIN (a privileged container or VM); or run the grader as an ordinary user, "
                 "which needs unprivileged user namespaces (sysctl user.max_user_namespaces > 0, and on Ubuntu "
                 "kernel.apparmor_restrict_unprivileged_userns = 0 or an AppArmor profile for bwrap)")

@@ -174,6 +174,7 @@ def autograde_each(root: Path, assignment: str, students: list[str], sandbox: bo
     from . import sandbox as sb
     from .isolation import grading_folder, preflight as check_one, sandbox_profile, uid_base as first_uid, unsandboxed
 
+    sandbox = sandbox is not False
     base = grading_folder()
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     root_mode = os.geteuid() == 0
@@ -258,6 +259,7 @@ def grade(root: Path, assignment: str, csv: Path | None = None, sandbox: bool = 
     Raises:
         SandboxUnavailable: the sandbox cannot start here; nothing was graded.
     """
+    sandbox = sandbox is not False  # (None, the old "when the machine can", now means: sandboxed or refuse)
     submitted = sorted((root / "grading" / "submitted").glob(f"*/{assignment}"))
     if not submitted:
         raise FileNotFoundError(
