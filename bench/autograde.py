@@ -1,14 +1,16 @@
 """Seconds to autograde ProtoNet homework submissions with the hardened pipeline (what
-``make grade`` runs: one process and one sandboxed kernel per submission, hidden tests in
-the grader, feedback, grades.csv).
+``make grade`` runs: the sandbox check, submissions taken in as data, one process and one
+bubblewrap-sandboxed kernel per submission, hidden tests and visible-test re-checks in the
+grader, sanitised feedback, grades.csv).
 
 Each size builds a temporary copy of the course, submits N copies of a correct submission
 (the release filled with the reference answers, plus the reference weights) and times
 ``fsl_utils.grading.pipeline.grade``: wall seconds and CPU seconds of this process and its
 children (nbgrader, kernels). On a shared machine the CPU seconds are the stable figure;
 ``quiet_wall_estimate`` divides them by the cores in use. Target: <= 20 s per submission.
+Every run records the load average before and after it.
 
-Usage: ``python bench/autograde.py [--sizes 1 30] [--jobs 1] [--no-sandbox]``.
+Usage: ``python bench/autograde.py [--sizes 1 30] [--jobs 1 2] [--no-sandbox]``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def _cpu() -> float:
 
 def measure(n: int, jobs: int, sandbox: bool) -> dict:
     """Grade ``n`` correct submissions in a fresh temporary course; time it."""
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="fsl-bench-autograde-") as tmp:
         root = Path(tmp)
         shutil.copy(ROOT / "nbgrader_config.py", root)
@@ -56,7 +59,8 @@ def measure(n: int, jobs: int, sandbox: bool) -> dict:
             scores = [float(row["raw_score"]) for row in csv.DictReader(f)]
     cores = min(jobs, os.cpu_count() or 1)
     out = {
-        "submissions": n, "jobs": jobs, "sandbox": sandbox, "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+        "submissions": n, "jobs": jobs, "sandbox": sandbox, "load_average_before": round(load, 1), "load_average_after": round(os.getloadavg()[0], 1),
+        "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
         "wall_per_submission": round(wall / n, 1), "cpu_per_submission": round(cpu / n, 1),
         "quiet_wall_estimate_per_submission": round(cpu / n / cores, 1), "all_full_marks": scores == [20.0] * n,
     }
@@ -67,15 +71,15 @@ def measure(n: int, jobs: int, sandbox: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 30], help="numbers of submissions to grade")
-    parser.add_argument("--jobs", type=int, default=1, help="submissions graded at the same time")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="submissions graded at the same time (one run per value)")
     parser.add_argument("--no-sandbox", action="store_true", help="grade without the sandbox (machines without Linux/root)")
     parser.add_argument("--name", default="autograde", help="results file stem")
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    runs = [measure(n, args.jobs, not args.no_sandbox) for n in args.sizes]
+    runs = [measure(n, jobs, not args.no_sandbox) for jobs in args.jobs for n in args.sizes]
     path = write_results(args.name, {
-        "what": "autograding ProtoNet homework submissions end to end (make grade: sandboxed kernel per submission, hidden tests in the grader, feedback, grades.csv), "
-                "including one gradebook sync, generate_feedback and export per batch",
+        "what": "autograding ProtoNet homework submissions end to end (make grade: sandbox check, intake, a bubblewrap-sandboxed kernel per submission, "
+                "hidden tests in the grader, sanitised feedback, grades.csv), including one gradebook sync, generate_feedback and export per batch",
         "target_seconds_per_submission": 20,
         "load_average_at_start": round(load, 1),
         "runs": runs,

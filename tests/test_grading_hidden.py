@@ -292,3 +292,25 @@ def test_prepare_builds_the_caches_the_sandboxed_kernels_read(assignment, tmp_pa
     assert prepare(Path(__file__).resolve().parents[1], assignment) is True
     assert sorted(p.name.split("-")[1] for p in cache.glob("omniglot-*.pt")) == ["background", "evaluation"]
     assert prepare(tmp_path, assignment) is False  # no hidden tests there: nothing to prepare
+
+
+@pytest.mark.parametrize("assignment", ["protonet", "simclr"])
+def test_the_graders_visible_rechecks_pass_the_reference_and_fail_a_wrong_example(assignment):
+    """``VISIBLE`` of the hidden tests: the grader's own run of each visible test's example (compared in the
+    grader, so a kernel that replaces torch.allclose or the tampering check cannot pass it) passes the
+    reference and fails an answer that is wrong on the example."""
+    hidden = load_hidden_tests(assignment, cases.ROOT)
+    reference = vars(load_reference(cases.ROOT / "solutions" / assignment / f"{assignment}.ipynb"))
+    assert set(hidden.VISIBLE) <= {c for c in _grade_ids(assignment) if c.endswith("_visible")}
+    for check in hidden.VISIBLE.values():
+        check(LocalProbe(dict(reference)))
+    name = {"protonet": "compute_prototypes", "simclr": "nt_xent"}[assignment]
+    wrong = {**reference, name: lambda *args, _f=reference[name]: _f(*args) * 2}
+    with pytest.raises(AssertionError):
+        hidden.VISIBLE[{"protonet": "test_prototypes_visible", "simclr": "test_nt_xent_visible"}[assignment]](LocalProbe(wrong))
+
+
+def _grade_ids(assignment: str) -> set[str]:
+    from fsl_utils.grading.notebook import grade_id, read_notebook
+
+    return {grade_id(c) for c in read_notebook(cases.ROOT / "solutions" / assignment / f"{assignment}.ipynb")["cells"]} - {None}

@@ -72,19 +72,19 @@ def grader_user():
         subprocess.run(["userdel", USER], check=False)
 
 
-def _reachable_python() -> list[str]:
+def _reachable_python(stage: Path) -> list[str]:
     """Shell lines (run as root in a private mount namespace) that let the user run this Python:
     a private ancestor of its installation (e.g. /root, mode 0700, where pyenv installs) is replaced
-    by an empty folder that holds only the installation."""
+    by an empty folder that holds only the installation (``stage``: an empty folder to pass it through)."""
     lines = []
-    for path in sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}):
+    for i, path in enumerate(sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()})):
         private = next((p for p in reversed(path.parents) if str(p) != "/" and not os.stat(p).st_mode & 0o001), None)
         if private is None:
             continue
         child = private / path.relative_to(private).parts[0]
-        stage = tempfile.mkdtemp(prefix="fsl-t23-stage-")
-        lines += [f"mount --bind '{child}' '{stage}'", f"mount -t tmpfs -o mode=0755,size=1m tmpfs '{private}'",
-                  f"mkdir -p '{child}'", f"mount --move '{stage}' '{child}'"]
+        (stage / str(i)).mkdir()
+        lines += [f"mount --bind '{child}' '{stage / str(i)}'", f"mount -t tmpfs -o mode=0755,size=1m tmpfs '{private}'",
+                  f"mkdir -p '{child}'", f"mount --move '{stage / str(i)}' '{child}'"]
     return lines
 
 
@@ -116,7 +116,7 @@ def test_grading_as_an_ordinary_user(grader_user, tmp_path):
                **{k: os.environ[k] for k in ("FSL_FAST", "CI") if k in os.environ}}
         grade = [sys.executable, "-m", "fsl_utils.grading", "grade", "protonet", "--root", str(course), "--jobs", "2"]
         if os.geteuid() == 0:
-            script = "\n".join(["set -e", *_reachable_python(), 'user=$0 group=$1', "shift",
+            script = "\n".join(["set -e", *_reachable_python(tmp_path), 'user=$0 group=$1', "shift",
                                 'exec setpriv --reuid "$user" --regid "$group" --clear-groups -- env -i "$@"'])
             cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, str(uid), str(gid),
                    *(f"{k}={v}" for k, v in env.items()), *grade]

@@ -422,6 +422,36 @@ def check_environment(probe) -> None:
     """Nothing beyond the tampering check that runs before every hidden test."""
 
 
+# -- the grader's own run of visible tests ---------------------------------------------------
+# A visible test runs in the student's kernel, where a submission can replace torch.allclose or the
+# tampering check itself. These run the same public examples through the probe and compare in the
+# grader (fsl_utils.grading.hidden.run_check runs each for its cell). The visible projection-head and
+# linear-eval tests build modules in the kernel, which the probe does not pass: they rest on the
+# in-kernel tampering check (docs/instructors.md).
+def visible_nt_xent(probe) -> None:
+    z = np.array([[1.0, 0.0], [0.0, 3.0]], np.float32)
+    out = probe.call("nt_xent", z, z.copy(), 0.5, grad_weights=np.ones(1, np.float32))["outputs"][0]  # (z1 requires grad)
+    assert out["kind"] == "tensor" and out["array"].size == 1, "return a scalar tensor"
+    want = -np.log(np.e**2 / (np.e**2 + 2))
+    assert abs(float(out["array"].reshape(())) - want) < 1e-5, f"the worked example: expected {want:.5f}"
+    assert out["grad_fn"], "the loss must be differentiable (no .item(), .detach() or numpy)"
+
+
+def visible_augment_pair(probe) -> None:
+    images = np.random.default_rng(3).integers(0, 256, (8, 3, 32, 32), dtype=np.uint8)
+    res = probe.call("augment_pair", images, 24)
+    assert len(res["outputs"]) == 2 and all(o["kind"] == "tensor" for o in res["outputs"]), "return two tensors"
+    v1, v2 = (o["array"] for o in res["outputs"])
+    assert v1.shape == v2.shape == (8, 3, 24, 24) and v1.dtype == v2.dtype == np.float32, "expected two float32 batches of shape (8, 3, 24, 24)"
+    assert v1.min() >= 0.0 and v1.max() <= 1.0 and v2.min() >= 0.0 and v2.max() <= 1.0, "the views must lie in [0, 1]"
+    assert (np.abs(v1 - v2).reshape(8, -1).max(1) > 1e-3).mean() > 0.5, "the two views of an image must differ"
+    assert res["inputs_unchanged"], "augment_pair must not modify its input"
+
+
+#: Grade id of a visible test cell -> the grader's own run of its example.
+VISIBLE = {"test_nt_xent_visible": visible_nt_xent, "test_augment_pair_visible": visible_augment_pair}
+
+
 TESTS = {
     "environment": check_environment,
     "augment_pair": check_augment_pair,
