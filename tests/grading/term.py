@@ -39,12 +39,17 @@ def copy_graded(graded_root: Path, dest: Path, students: list[str], assignment: 
     return dest
 
 
-def make(root: Path, target: str, timeout: float = 900, check: bool = True, **variables: str) -> subprocess.CompletedProcess[str]:
+def make_args(root: Path, target: str, **variables: str) -> list[str]:
     """``make -C root target VAR=value ...`` with this test run's Python environment as ``VENV``
-    (never reinstalled: its install stamp is taken as up to date). Prints the time it took."""
+    (never reinstalled: its install stamps are taken as up to date)."""
     venv = Path(sys.prefix)
     stamps = [a for stamp in ("", "-instructor", "-dev") for a in ("-o", f"{venv}/.fsl-course{stamp}-installed")]
-    args = ["make", "-C", str(root), target, f"VENV={venv}", *stamps, *(f"{k}={v}" for k, v in variables.items())]
+    return ["make", "-C", str(root), target, f"VENV={venv}", *stamps, *(f"{k}={v}" for k, v in variables.items())]
+
+
+def make(root: Path, target: str, timeout: float = 900, check: bool = True, **variables: str) -> subprocess.CompletedProcess[str]:
+    """Run :func:`make_args`; prints the time it took."""
+    args = make_args(root, target, **variables)
     start = time.perf_counter()
     proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     print(f"make {target} {' '.join(f'{k}={v}' for k, v in variables.items())}: {time.perf_counter() - start:.1f} s (exit {proc.returncode})")
