@@ -118,26 +118,24 @@ def _check_deadlines(path: Path, root: Path) -> tuple[dict[str, str], str]:
     return due, text
 
 
-def _import(root: Path, path: Path, text: str, table: str) -> None:
+def _import(root: Path, path: Path, text: str, table: str) -> str:
+    """``nbgrader db <table> import`` of ``text``; returns nbgrader's log (one line per imported row)."""
     from .pipeline import nbgrader
 
     with tempfile.TemporaryDirectory(prefix="fsl-import-") as tmp:
         clean = Path(tmp) / path.name  # the same rows without a byte-order mark, which nbgrader would misread
         clean.write_text(text, encoding="utf-8")
-        nbgrader(root, "db", table, "import", str(clean))
+        return nbgrader(root, "db", table, "import", str(clean)).stderr
 
 
 def import_roster(root: Path, path: Path) -> list[str]:
     """Check ``path`` and import it with ``nbgrader db student import``; returns the ids."""
     path = path.resolve()
     ids, text = _check_roster(path)
-    _import(root, path, text, "student")
-    from .pipeline import nbgrader
-
-    listed = nbgrader(root, "db", "student", "list").stdout
-    missing = [sid for sid in ids if f"\n{sid} (" not in "\n" + listed]
+    log = _import(root, path, text, "student")
+    missing = [sid for sid in ids if f"Student with id '{sid}'" not in log]
     if missing:
-        raise CsvError(f"{path}: after `nbgrader db student import` the gradebook lacks {', '.join(missing)}; see nbgrader's log above")
+        raise CsvError(f"{path}: `nbgrader db student import` did not import {', '.join(missing)}; see nbgrader's log above")
     print(f"roster: {len(ids)} student(s) imported from {path} into the gradebook")
     return ids
 
@@ -146,13 +144,10 @@ def import_deadlines(root: Path, path: Path) -> dict[str, str]:
     """Check ``path`` and import it with ``nbgrader db assignment import``; returns the due dates (UTC)."""
     path = path.resolve()
     due, text = _check_deadlines(path, root)
-    _import(root, path, text, "assignment")
-    from .pipeline import nbgrader
-
-    listed = nbgrader(root, "db", "assignment", "list").stdout
-    wrong = [name for name, when in due.items() if f"{name} (due: {when.removesuffix(' UTC')})" not in listed]
-    if wrong:
-        raise CsvError(f"{path}: after `nbgrader db assignment import` the gradebook has other due dates for {', '.join(wrong)}:\n{listed}")
+    log = _import(root, path, text, "assignment")
+    missing = [name for name in due if not re.search(rf"Assignment with name '{re.escape(name)}': {{[^}}]*'duedate': '", log)]
+    if missing:
+        raise CsvError(f"{path}: `nbgrader db assignment import` set no due date for {', '.join(missing)}; see nbgrader's log above")
     for name, when in due.items():
         print(f"deadline: {name} due {when}")
     return due
