@@ -84,6 +84,10 @@ def _grade_in_formgrader(page, lab) -> None:
     row.locator("a.name-shown").click()
     score = frame.locator("input#linear_classifier_answer")
     score.wait_for(timeout=60_000)
+    # The page fills its inputs from the gradebook after loading: typing earlier gets overwritten.
+    grader = _wait_for(lambda: next((f for f in page.frames if "/formgrader/submissions/" in f.url), None), 60, "the submission's page")
+    grader.wait_for_function("() => window.formgrader && formgrader.grades && formgrader.grades.loaded && formgrader.comments && formgrader.comments.loaded",
+                             timeout=60_000)
     score.fill(str(SCORE))
     score.press("Tab")  # the formgrader saves on change
     comment = frame.locator("textarea#linear_classifier_answer-comment")
