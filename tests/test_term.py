@@ -246,6 +246,14 @@ def test_make_grade_autogrades_only_the_new_submissions(term_course):
     assert all(recorded[s] == before[s] for s in before), "the earlier submissions' records are untouched"
 
 
+def test_make_grade_force_regrades_everything(term_course):
+    """FORCE=1 reaches the grader as --force (what --force does: test_only_new_or_changed_submissions_need_autograding)."""
+    dry = subprocess.run([*term.make_args(term_course["root"], "grade", ASSIGNMENT=ASSIGNMENT, FORCE="1"), "-n"], capture_output=True, text=True, check=True)
+    assert "-m fsl_utils.grading grade protonet" in dry.stdout and "--force" in dry.stdout, dry.stdout
+    dry = subprocess.run([*term.make_args(term_course["root"], "grade", ASSIGNMENT=ASSIGNMENT), "-n"], capture_output=True, text=True, check=True)
+    assert "--force" not in dry.stdout, dry.stdout
+
+
 def test_manual_grade_survives_make_grade_of_other_students(term_course):
     root = term_course["root"]
     assert _written_answer(root, "reference") == (MANUAL_SCORE, False, MANUAL_COMMENT)
