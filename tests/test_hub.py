@@ -124,13 +124,16 @@ def _make(target: str, **variables: str) -> str:
 
 
 def _instructor_course(home: Path) -> Path:
-    """The instructor's checkout: what the private course repository holds for this assignment."""
+    """The instructor's course directory: what the private course repository holds for this
+    assignment. The ``fsl_utils`` package is the one installed in the hub's environment (as
+    ``pip install -e`` of the instructor's checkout would give; the grading sandbox shows a kernel
+    the package the environment imports)."""
     course = home / "fsl-course"
     course.mkdir()
     for name in ("Makefile", "pyproject.toml", "nbgrader_config.py"):
         shutil.copy2(ROOT / name, course / name)
     ignore = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints")
-    for folder in ("fsl_utils", f"solutions/{ASSIGNMENT}", f"assignments/{ASSIGNMENT}"):
+    for folder in (f"solutions/{ASSIGNMENT}", f"assignments/{ASSIGNMENT}"):
         shutil.copytree(ROOT / folder, course / folder, ignore=ignore)
     (course / "students.csv").write_text(ROSTER)
     (home / ".jupyter").mkdir()
@@ -188,8 +191,6 @@ def term_on_hub(tmp_path_factory):
             out: dict = {"hub": hub, "course": course, "seconds": seconds}
             seconds["hub up"] = time.perf_counter() - start
             seconds["servers"] = hub.start_servers([INSTRUCTOR, *STUDENTS])
-            # the course package comes from the instructor's checkout (as `pip install -e .` there would give)
-            instr = {"PYTHONPATH": str(course)}
 
             def step(name, fn):
                 t = time.perf_counter()
@@ -197,9 +198,9 @@ def term_on_hub(tmp_path_factory):
                 seconds[name] = time.perf_counter() - t
                 return value
 
-            out["roster"] = step("make roster", lambda: hub.run_as(INSTRUCTOR, _make("roster", FILE="students.csv"), env=instr))
+            out["roster"] = step("make roster", lambda: hub.run_as(INSTRUCTOR, _make("roster", FILE="students.csv")))
             nbgrader = shlex.quote(str(Path(sys.executable).parent / "nbgrader"))
-            step("release_assignment", lambda: hub.run_as(INSTRUCTOR, f"cd fsl-course && {nbgrader} release_assignment {ASSIGNMENT}", env=instr))
+            step("release_assignment", lambda: hub.run_as(INSTRUCTOR, f"cd fsl-course && {nbgrader} release_assignment {ASSIGNMENT}"))
             out["listed"] = {s: _assignment(hub, s)["status"] for s in STUDENTS}
 
             def fetch_and_submit():
@@ -215,9 +216,9 @@ def term_on_hub(tmp_path_factory):
             out["submitted"] = {s: _assignment(hub, s)["status"] for s in STUDENTS}
             inbound = hub.folder / "exchange" / COURSE_ID / "inbound"
             out["inbound"] = {s: [p for p in inbound.iterdir() if p.name.startswith(f"{s}+")] for s in STUDENTS}
-            step("collect", lambda: hub.run_as(INSTRUCTOR, f"cd fsl-course && {nbgrader} collect {ASSIGNMENT}", env=instr))
-            out["grade"] = step("make grade", lambda: hub.run_as(INSTRUCTOR, _make("grade", ASSIGNMENT=ASSIGNMENT, JOBS="2"), env=instr, timeout=1200))
-            step("release_feedback", lambda: hub.run_as(INSTRUCTOR, f"cd fsl-course && {nbgrader} release_feedback {ASSIGNMENT}", env=instr))
+            step("collect", lambda: hub.run_as(INSTRUCTOR, f"cd fsl-course && {nbgrader} collect {ASSIGNMENT}"))
+            out["grade"] = step("make grade", lambda: hub.run_as(INSTRUCTOR, _make("grade", ASSIGNMENT=ASSIGNMENT, JOBS="2"), timeout=1200))
+            step("release_feedback", lambda: hub.run_as(INSTRUCTOR, f"cd fsl-course && {nbgrader} release_feedback {ASSIGNMENT}"))
 
             def fetch_feedback():
                 pages = {}

@@ -4,8 +4,8 @@ line), configurable-http-proxy from npm, LocalProcessSpawner servers running as 
 
 The hub runs in its own mount namespace (bubblewrap, as root): the folder that holds this
 checkout (with any sibling checkouts, whose ``solutions/`` hold the hidden tests), and ``/tmp``
-are empty there, except the Python environment and the datasets (read-only) and the hub's own
-folder. That is the machine a real hub runs on: the course image and the instructor's course
+are empty there, except the Python environment with the course package (``fsl_utils``) installed
+in it, the datasets (read-only) and the hub's own folder. That is the machine a real hub runs on: the course image and the instructor's course
 directory, no developer checkouts. Commands "as a user" run inside that namespace through
 ``nsenter`` + ``runuser`` (what the user would type in a terminal of their server).
 
@@ -232,8 +232,12 @@ def jupyterhub(instructors: list[str], roster: Path, data_dir: Path, timeout: fl
     base = Path(sys.base_prefix).resolve()  # the interpreter, e.g. pyenv's in root's private home
     private = [f for f in base.parents if f != Path("/") and not f.stat().st_mode & 0o001][-1:]
     hidden = [*_hidden_folders(), Path("/tmp"), *private]
-    # shown again, read-only: the environment, the interpreter, the datasets, the hub's configuration
-    mounts = _mounts(hidden, [Path(sys.prefix), base, data_dir, DEPLOY]) + ["--bind", str(folder), str(folder)]
+    # shown again, read-only: the environment with the course package installed in it (an editable
+    # install's package folder lies in the checkout), the interpreter, the datasets, the hub's configuration
+    import fsl_utils
+
+    package = Path(fsl_utils.__file__).resolve().parent
+    mounts = _mounts(hidden, [Path(sys.prefix), package, base, data_dir, DEPLOY]) + ["--bind", str(folder), str(folder)]
     hub_args = [sys.executable, "-m", "jupyterhub", "-f", str(DEPLOY / "jupyterhub_config.py"),
                 f"--JupyterHub.bind_url=http://127.0.0.1:{port}/", f"--JupyterHub.hub_bind_url=http://127.0.0.1:{hub_port}",
                 f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{api_port}",
