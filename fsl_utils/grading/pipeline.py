@@ -316,8 +316,6 @@ def feedback(root: Path, assignment: str, csv: Path | None = None) -> Path:
     csv = csv or root / "grading" / "grades.csv"
     nbgrader(root, "export", f"--to={csv}")
     print(f"grades: {csv}\nfeedback: {root / 'grading' / 'feedback'}/<student>/{assignment}/")
-    if not sandbox:
-        print(UNSANDBOXED, file=sys.stderr)
     return csv
 
 
