@@ -77,8 +77,12 @@ def _grade_in_formgrader(page, lab) -> None:
     page.locator(".lm-Menu-itemLabel").filter(has_text=re.compile(r"^Formgrader$")).click()
     frame = page.frame_locator("iframe")
     frame.get_by_role("link", name="Manual Grading").click()
-    frame.locator("td a", has_text=re.compile(rf"^{term.ASSIGNMENT}$")).click()  # the assignment
-    frame.locator("td a", has_text=re.compile(rf"^{term.ASSIGNMENT}$")).click()  # its notebook
+    _wait_for(lambda: any(f.url.split("?")[0].rstrip("/").endswith("/formgrader/gradebook") for f in page.frames), 60, "the Manual Grading page")
+    # The assignment list and the assignment's notebook list both hold a link named "protonet": wait
+    # for each page's address before the next click, or the second click can land on the first page.
+    for suffix in (f"/gradebook/{term.ASSIGNMENT}", f"/gradebook/{term.ASSIGNMENT}/{term.ASSIGNMENT}"):
+        frame.locator("td a", has_text=re.compile(rf"^{term.ASSIGNMENT}$")).click()  # the assignment, then its notebook
+        _wait_for(lambda: any(f.url.split("?")[0].rstrip("/").endswith(suffix) for f in page.frames), 60, f"the formgrader page {suffix}")
     row = frame.locator("tr", has=frame.locator("a.name-shown", has_text=re.compile(rf"^{STUDENT}$")))
     row.locator(".glyphicon-eye-open").click()  # names are hidden by default
     row.locator("a.name-shown").click()
