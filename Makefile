@@ -49,7 +49,11 @@ clean:
 # ---- instructors and maintainers (not in the student repository built by `make student`) ----
 #   make test                       the whole test suite (unit, notebooks in FAST mode, grading, browser)
 #   make release ASSIGNMENT=...     regenerate assignments/<name>/ from solutions/ (commit it)
-#   make grade ASSIGNMENT=...       autograde grading/submitted/*/<name>/ under bubblewrap (NO_SANDBOX=1: without), feedback, grades.csv
+#   make roster FILE=students.csv   import the students (id,first_name,last_name,email) into the gradebook
+#   make deadlines FILE=due.csv     import the due dates (name,duedate with a time zone) into the gradebook
+#   make grade ASSIGNMENT=...       autograde the new and changed grading/submitted/*/<name>/ under bubblewrap
+#                                   (FORCE=1: all; NO_SANDBOX=1: without isolation), then feedback
+#   make feedback ASSIGNMENT=...    feedback (with the formgrader's manual grades) and grading/grades.csv; no autograding
 #   make student [REPO=...]         the student repository in build/student/ (no solutions, no hidden tests)
 #   make bench                      every bench/*.py script; figures in bench/results/*.json
 INSTRUCTOR_STAMP := $(VENV)/.fsl-course-instructor-installed
@@ -58,7 +62,7 @@ PYTEST_ARGS ?=
 ASSIGNMENT ?= protonet
 REPO ?=
 
-.PHONY: install-instructor install-dev test bench release grade student
+.PHONY: install-instructor install-dev test bench release grade feedback roster deadlines student
 
 $(INSTRUCTOR_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install -e ".[instructor]"
@@ -81,8 +85,19 @@ bench: install-dev
 release: install-instructor  # regenerate the student release assignments/$(ASSIGNMENT) from solutions/ (commit it)
 	$(PY) -m fsl_utils.grading release $(ASSIGNMENT)
 
-grade: install-instructor  # autograde grading/submitted/*/$(ASSIGNMENT) under bubblewrap, write feedback and grading/grades.csv
-	$(PY) -m fsl_utils.grading grade $(ASSIGNMENT) $(if $(JOBS),--jobs $(JOBS)) $(if $(NO_SANDBOX),--no-sandbox)
+grade: install-instructor  # autograde the new and changed grading/submitted/*/$(ASSIGNMENT) under bubblewrap (FORCE=1: all), then `make feedback`
+	$(PY) -m fsl_utils.grading grade $(ASSIGNMENT) $(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force) $(if $(NO_SANDBOX),--no-sandbox)
+
+feedback: install-instructor  # feedback with the formgrader's manual grades and comments, and grading/grades.csv; no autograding
+	$(PY) -m fsl_utils.grading feedback $(ASSIGNMENT)
+
+roster: install-instructor  # import the students (CSV: id,first_name,last_name,email) into the gradebook
+	@test -n "$(FILE)" || { echo "usage: make roster FILE=students.csv (columns id,first_name,last_name,email)" >&2; exit 2; }
+	$(PY) -m fsl_utils.grading roster "$(FILE)"
+
+deadlines: install-instructor  # import the due dates (CSV: name,duedate with a time zone) into the gradebook
+	@test -n "$(FILE)" || { echo "usage: make deadlines FILE=deadlines.csv (columns name,duedate)" >&2; exit 2; }
+	$(PY) -m fsl_utils.grading deadlines "$(FILE)"
 
 student: install  # the student repository: build/student/ (push it to the public repository)
 	$(PY) -m fsl_utils.student build/student $(if $(REPO),--repository $(REPO))

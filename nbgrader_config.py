@@ -66,6 +66,22 @@ c.Autograde.sanitize_preprocessors = [
     "fsl_utils.grading.restore.RestoreCells",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
+# Late submissions (docs/instructors.md, "Deadlines and late submissions"): due dates come from
+# `make deadlines`, submission times from timestamp.txt (nbgrader collect / zip_collect). Each started
+# day late costs 10% of the notebook's maximum score, after 15 minutes' grace.
+c.AssignLatePenalties.plugin_class = "fsl_utils.grading.late.LatePenalty"
+c.LatePenalty.percent_per_day = 10
+c.LatePenalty.grace_minutes = 15
+# `nbgrader zip_collect ASSIGNMENT` reads an LMS archive from grading/downloaded/<assignment>/archive/;
+# file names as in Blackboard's "Download assignment": <column>_<student id>_attempt_<local time>_<file>,
+# e.g. "ProtoNet_alice_attempt_2026-03-02-21-15-00_protonet.ipynb" (student ids without "_").
+c.ZipCollectApp.downloaded_directory = os.path.join("grading", "downloaded")
+c.ZipCollectApp.collector_plugin = "fsl_utils.grading.late.LmsFileNames"
+c.LmsFileNames.named_regexp = (
+    r".+/[^/]+_(?P<student_id>[^/_]+)_attempt_(?P<timestamp>\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d)_(?P<file_id>[^/]+)$"
+)
+c.LmsFileNames.valid_ext = [".ipynb", ".pt"]
+c.LmsFileNames.timezone = "Europe/Helsinki"  # the LMS's local time
 c.OverwriteCells.add_missing_cells = True  # deleted test cells come back (and fail if the answer is wrong)
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",

@@ -6,12 +6,17 @@
 * ``grade ASSIGNMENT``: start one sandbox to check that kernels can be isolated (else stop,
   grading nothing: :func:`.isolation.check_sandbox`), sync the gradebook with the source (generating into a
   temporary folder, so the committed release is untouched), take every submission in
-  ``grading/submitted/*/ASSIGNMENT/`` in as data (:mod:`.intake`), ``nbgrader autograde`` each in
-  its own process and bubblewrap sandbox (:mod:`.batch`, :mod:`.sandbox`), ``nbgrader
-  generate_feedback`` and ``nbgrader export`` to ``grading/grades.csv``.
+  ``grading/submitted/*/ASSIGNMENT/`` that is new or changed since it was autograded
+  (:mod:`.incremental`; ``--force``: all of them) in as data (:mod:`.intake`), ``nbgrader autograde``
+  each in its own process and bubblewrap sandbox (:mod:`.batch`, :mod:`.sandbox`), then ``feedback``.
+* ``feedback ASSIGNMENT``: ``nbgrader generate_feedback`` (with the manual grades and
+  comments of the formgrader) and ``nbgrader export`` to ``grading/grades.csv``; no
+  autograding.
+* ``roster FILE`` / ``deadlines FILE``: check a CSV of students / due dates and import it
+  with ``nbgrader db student import`` / ``nbgrader db assignment import`` (:mod:`.roster`).
 
 The steps are separate functions (:func:`.isolation.check_sandbox`, :func:`take_in_all`,
-:func:`.isolation.sandbox_profile`, :func:`autograde_each`, :func:`grade`) so that other commands can reuse them.
+:func:`.isolation.sandbox_profile`, :func:`autograde_each`, :func:`grade`, :func:`feedback`) so that other commands can reuse them.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import time
 from pathlib import Path
 
 from .hidden import course_root
+from .incremental import record_autograded, students_to_autograde
 
 #: nbgrader's cell metadata version (nbgrader 0.9).
 SCHEMA_VERSION = 3
@@ -247,14 +253,17 @@ def prepare(root: Path, assignment: str) -> bool:
 
 
 def grade(root: Path, assignment: str, csv: Path | None = None, sandbox: bool = True, jobs: int | None = None,
-          timeout: int = 900) -> Path:
-    """Autograde, write feedback and export grades for every submission of ``assignment``.
+          timeout: int = 900, force: bool = False) -> Path:
+    """Autograde the new and changed submissions of ``assignment``, write everyone's feedback
+    and export grades (:func:`feedback`).
 
     Args:
         sandbox: run each kernel under bubblewrap (:mod:`.sandbox`). False only on the
             instructor's explicit request (``--no-sandbox``); the run then says so loudly.
         jobs: submissions graded at the same time (default ``$FSL_GRADING_JOBS`` or 1).
         timeout: wall-clock seconds allowed per submission.
+        force: autograde every submission again, also the unchanged ones (their manual
+            scores stay in the gradebook, flagged by nbgrader as needing review).
 
     Raises:
         SandboxUnavailable: the sandbox cannot start here; nothing was graded.
@@ -274,21 +283,39 @@ def grade(root: Path, assignment: str, csv: Path | None = None, sandbox: bool = 
         print(UNSANDBOXED, file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="fsl-release-") as tmp:
         release(root, assignment, Path(tmp))  # puts the assignment and its grade cells in the gradebook
-    prepare(root, assignment)
-    start = time.perf_counter()
     students = [p.parent.name for p in submitted]
-    problems = autograde_each(root, assignment, students, sandbox, timeout=timeout, jobs=jobs, preflight=False)
-    print(f"autograded {len(students)} submission(s) in {time.perf_counter() - start:.0f} s, {jobs} at a time"
-          + (" (sandboxed)" if sandbox else " WITHOUT THE SANDBOX"))
+    todo = students_to_autograde(root, assignment, students, force=force)
+    if len(todo) < len(students):
+        print(f"{len(students) - len(todo)} submission(s) unchanged since they were autograded: kept as graded, "
+              "with their manual grades (`make grade FORCE=1` autogrades them again)")
+    problems: dict[str, str] = {}
+    if todo:
+        prepare(root, assignment)
+        start = time.perf_counter()
+        problems = autograde_each(root, assignment, todo, sandbox, timeout=timeout, jobs=jobs, preflight=False)
+        record_autograded(root, assignment, [s for s in todo if s not in problems])
+        print(f"autograded {len(todo)} submission(s) in {time.perf_counter() - start:.0f} s, {jobs} at a time"
+              + (" (sandboxed)" if sandbox else " WITHOUT THE SANDBOX"))
     for student, problem in problems.items():
         print(f"NOT GRADED {student}: {problem}")
     (root / "grading" / "not_graded.json").write_text(json.dumps(problems, indent=1))
+    csv = feedback(root, assignment, csv)
+    if not sandbox:
+        print(UNSANDBOXED, file=sys.stderr)
+    return csv
+
+
+def feedback(root: Path, assignment: str, csv: Path | None = None) -> Path:
+    """``nbgrader generate_feedback`` for every autograded submission of ``assignment`` (with
+    the manual scores and comments entered in the formgrader) and ``nbgrader export`` of
+    all grades to ``csv`` (default ``grading/grades.csv``). Autogrades nothing."""
+    autograded = root / "grading" / "autograded"
+    if not any(autograded.glob(f"*/{assignment}")):
+        raise FileNotFoundError(f"nothing of {assignment} is autograded yet (no {autograded}/<student>/{assignment}/): run `make grade ASSIGNMENT={assignment}` first")
     nbgrader(root, "generate_feedback", assignment, "--force", check=False)
     csv = csv or root / "grading" / "grades.csv"
     nbgrader(root, "export", f"--to={csv}")
     print(f"grades: {csv}\nfeedback: {root / 'grading' / 'feedback'}/<student>/{assignment}/")
-    if not sandbox:
-        print(UNSANDBOXED, file=sys.stderr)
     return csv
 
 
@@ -296,24 +323,34 @@ def main(argv: list[str] | None = None) -> int:
     from .sandbox import SandboxUnavailable
 
     parser = argparse.ArgumentParser(prog="python -m fsl_utils.grading", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("release", "grade"))
-    parser.add_argument("assignment", help="assignment id, e.g. protonet")
+    parser.add_argument("command", choices=("release", "grade", "feedback", "roster", "deadlines"))
+    parser.add_argument("assignment", help="assignment id, e.g. protonet (roster, deadlines: the CSV file)")
     parser.add_argument("--root", type=Path, default=None, help="course directory (default: found from the current folder)")
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run student code WITHOUT isolation (only where bubblewrap cannot run, for trusted submissions)")
     parser.add_argument("--jobs", type=int, default=None, help="submissions graded at the same time (default $FSL_GRADING_JOBS or 1)")
     parser.add_argument("--timeout", type=int, default=900, help="wall-clock seconds per submission (default 900)")
+    parser.add_argument("--force", action="store_true", help="grade: autograde unchanged submissions again too")
     args = parser.parse_args(argv)
     root = (args.root or course_root()).resolve()
-    if args.command == "release":
-        print(f"release: {release(root, args.assignment)}")
-        return 0
+    from . import roster
+
     try:
-        grade(root, args.assignment, sandbox=not args.no_sandbox, jobs=args.jobs, timeout=args.timeout)
+        if args.command == "release":
+            print(f"release: {release(root, args.assignment)}")
+        elif args.command == "grade":
+            grade(root, args.assignment, sandbox=not args.no_sandbox, jobs=args.jobs, timeout=args.timeout, force=args.force)
+        elif args.command == "feedback":
+            feedback(root, args.assignment)
+        else:
+            (roster.import_roster if args.command == "roster" else roster.import_deadlines)(root, Path(args.assignment))
     except SandboxUnavailable as err:
         print(f"NOT GRADED: the grading sandbox cannot start on this machine, so no student code was run.\n  Why: {err}\n"
               f"  Fix the sandbox, or grade WITHOUT isolation (student code then runs with your rights) with\n"
               f"  python -m fsl_utils.grading grade {args.assignment} --no-sandbox   (make grade ... NO_SANDBOX=1)", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, roster.CsvError) as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
 

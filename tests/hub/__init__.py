@@ -1,0 +1,1 @@
+"""A real JupyterHub for tests/test_hub.py (see harness.py)."""
