@@ -22,3 +22,7 @@ from .maml import MAML, MAMLClassifier, maml_conv4, meta_train_step  # noqa: E40
 from .zeroshot import CLIPHeads, ZeroShotClassifier, clip_loss  # noqa: E402
 
 __all__ += ["CLIPHeads", "MAML", "MAMLClassifier", "ZeroShotClassifier", "clip_loss", "maml_conv4", "meta_train_step"]
+
+from .triplet import L2Normalize, triplet_loss  # noqa: E402
+
+__all__ += ["L2Normalize", "triplet_loss"]
