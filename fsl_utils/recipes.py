@@ -19,6 +19,7 @@ from .data.containers import ClassImages
 from .data.episodes import EpisodeSampler
 from .episodic import train_episodic
 from .methods import MatchingNetworks, PrototypicalNetworks, SiameseClassifier, SiameseNetwork
+from .methods.baseline import BaselineFinetune, pretrain_classifier
 from .methods.maml import MAML, MAMLClassifier, maml_conv4, meta_train_step
 from .methods.zeroshot import CLIPHeads
 from .ssl import CifarCNN, PredictionHead, ProjectionHead, byol_loss, cosine_ema_decay, ema_copy, ema_update, nt_xent
@@ -111,6 +112,19 @@ def train_siamese(
         loss.backward()
         optimizer.step()
     return SiameseClassifier(network.eval())
+
+
+def train_baseline(
+    train: ClassImages, backbone: nn.Module, feature_dim: int, steps: int, cosine: bool = False, batch_size: int = 128,
+    lr: float = 1e-3, seed: int = 0, device: torch.device | str | None = None, progress: bool = True,
+) -> BaselineFinetune:
+    """Chen et al.'s Baseline (``cosine=False``) or Baseline++: supervised pre-training on every class
+    of ``train`` (``steps`` batches of ``batch_size`` random images, Adam), then a classifier that
+    trains a new head on each episode's frozen support features (lecture 9). Other arguments as in
+    :func:`train_protonet`."""
+    encoder, _ = pretrain_classifier(train, backbone, feature_dim, steps, cosine=cosine, batch_size=batch_size, lr=lr, seed=seed,
+                                     device=device, progress=progress)
+    return BaselineFinetune(encoder, cosine=cosine)
 
 
 def train_maml(

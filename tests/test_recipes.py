@@ -10,7 +10,8 @@ from fsl_utils.backbones import Conv4
 from fsl_utils.data import EpisodeSampler
 from fsl_utils.methods import MatchingNetworks, PrototypicalNetworks, SiameseClassifier
 from fsl_utils.methods.maml import MAMLClassifier
-from fsl_utils.recipes import pretrain_ssl, train_clip_heads, train_maml, train_matching, train_protonet, train_siamese
+from fsl_utils.methods.baseline import BaselineFinetune, CosineClassifier
+from fsl_utils.recipes import pretrain_ssl, train_baseline, train_clip_heads, train_maml, train_matching, train_protonet, train_siamese
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,14 @@ def test_episodic_recipes(small_omniglot, recipe, cls):
     method = _changed(lambda: Conv4(hidden=8), lambda b: recipe(small_omniglot, b, steps=2, n_way=5, progress=False))
     assert isinstance(method, cls) and not method.training
     _answers(method, small_omniglot)
+
+
+@pytest.mark.parametrize("cosine", [False, True])
+def test_baseline_recipe(small_omniglot, cosine):
+    method = _changed(Conv4, lambda m: train_baseline(small_omniglot, m, 64, steps=3, cosine=cosine, batch_size=16, progress=False))
+    assert isinstance(method, BaselineFinetune) and method.cosine == cosine and not method.backbone.training
+    _answers(method, small_omniglot)
+    assert isinstance(method.head, CosineClassifier) == cosine
 
 
 def test_siamese_recipe(small_omniglot):

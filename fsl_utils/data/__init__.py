@@ -4,6 +4,7 @@ from .cifar import CLASSES as CIFAR10_CLASSES
 from .cifar import by_class, load_cifar10
 from .containers import ClassImages, LabeledImages
 from .folder import load_image_folder, load_images
+from .intents import TextClasses, load_intents
 from .episodes import Episode, EpisodeSampler, IndexEpisodeSampler
 from .omniglot import load_omniglot
 from .paths import CorruptDataError, DataNotFoundError, cache_dir, course_checkout, data_root, locate_data
@@ -17,6 +18,7 @@ __all__ = [
     "EpisodeSampler",
     "IndexEpisodeSampler",
     "LabeledImages",
+    "TextClasses",
     "by_class",
     "cache_dir",
     "course_checkout",
@@ -24,6 +26,7 @@ __all__ = [
     "load_cifar10",
     "load_image_folder",
     "load_images",
+    "load_intents",
     "load_omniglot",
     "locate_data",
 ]

@@ -23,6 +23,7 @@ from .zeroshot import CLIPHeads, ZeroShotClassifier, clip_loss  # noqa: E402
 
 __all__ += ["CLIPHeads", "MAML", "MAMLClassifier", "ZeroShotClassifier", "clip_loss", "maml_conv4", "meta_train_step"]
 
+from .baseline import BaselineFinetune, CosineClassifier, pretrain_classifier  # noqa: E402
 from .triplet import L2Normalize, triplet_loss  # noqa: E402
 
-__all__ += ["L2Normalize", "triplet_loss"]
+__all__ += ["BaselineFinetune", "CosineClassifier", "L2Normalize", "pretrain_classifier", "triplet_loss"]
