@@ -102,6 +102,18 @@ def html_exporter(page: Path, mathjax: Path | None):
     return exporter
 
 
+def _traceback_in_outputs(nb) -> str | None:
+    """A traceback a cell showed although its execution reply said "ok" (e.g. a figure that failed
+    to draw in the inline backend's post-execute hook): the notebook did not run cleanly."""
+    for i, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return f"cell {i}: {output.get('ename', 'Error')}: {output.get('evalue', '')}"
+            if output.get("output_type") == "stream" and output.get("name") == "stderr" and "Traceback (most recent call last)" in output.get("text", ""):
+                return f"cell {i}: " + output["text"].strip().splitlines()[-1]
+    return None
+
+
 def execute_and_render(notebook: Path, root: Path, out: Path, timeout: int, mathjax: Path | None = None) -> Run:
     """Run one notebook in its folder and write its HTML (also when it fails)."""
     import nbformat
@@ -117,6 +129,7 @@ def execute_and_render(notebook: Path, root: Path, out: Path, timeout: int, math
         error = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
     except Exception as err:  # kernel death, timeout: still render what ran
         error = f"{type(err).__name__}: {err}"
+    error = error or _traceback_in_outputs(nb)
     seconds = time.perf_counter() - start
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     target = out / notebook.relative_to(root).with_suffix(".html")

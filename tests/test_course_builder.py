@@ -90,3 +90,21 @@ def test_course_builds_html_results_and_index(tmp_path, monkeypatch):
     assert mathjax.stat().st_size > 1_000_000 and b"MathJax" in mathjax.read_bytes()
     runs = json.loads((tmp_path / "build" / "runs.json").read_text())
     assert [r["notebook"] for r in runs] == ["lectures/01_demo.ipynb", "lectures/02_broken.ipynb"]
+
+
+def test_a_figure_that_fails_to_draw_fails_the_run(tmp_path):
+    """The kernel's reply says "ok" when only the inline backend's drawing of a figure fails (its
+    traceback is shown as an output): the run must still be reported as failed, not "ok"."""
+    import nbformat
+
+    from fsl_utils.course import execute_and_render
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("%matplotlib inline\nimport matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.xlabel(r'$\\lVert x \\rVert$');"),
+        nbformat.v4.new_code_cell("print('the next cell still ran')"),
+    ])
+    nbformat.write(nb, tmp_path / "figure.ipynb")
+    run = execute_and_render(tmp_path / "figure.ipynb", tmp_path, tmp_path / "out", timeout=120)
+    assert run.error and "cell 0" in run.error, run.error
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('fine')")]), tmp_path / "fine.ipynb")
+    assert execute_and_render(tmp_path / "fine.ipynb", tmp_path, tmp_path / "out", timeout=120).error is None
