@@ -77,12 +77,16 @@ def _grade_in_formgrader(page, lab) -> None:
     page.locator(".lm-Menu-itemLabel").filter(has_text=re.compile(r"^Formgrader$")).click()
     frame = page.frame_locator("iframe")
     frame.get_by_role("link", name="Manual Grading").click()
-    _wait_for(lambda: any(f.url.split("?")[0].rstrip("/").endswith("/formgrader/gradebook") for f in page.frames), 60, "the Manual Grading page")
-    # The assignment list and the assignment's notebook list both hold a link named "protonet": wait
-    # for each page's address before the next click, or the second click can land on the first page.
-    for suffix in (f"/gradebook/{term.ASSIGNMENT}", f"/gradebook/{term.ASSIGNMENT}/{term.ASSIGNMENT}"):
+    # The Manual Grading list, the assignment's notebook list and the notebook's submissions all hold a
+    # link named "protonet": before each click, wait for the page's breadcrumb (1, 2, then 3 items),
+    # or under load a click lands on the page before.
+    from playwright.sync_api import expect
+
+    crumbs = frame.locator("ol.breadcrumb > li")
+    expect(crumbs).to_have_text(["Manual Grading"], timeout=60_000)  # (Manage Assignments' has "Assignments")
+    for count in (2, 3):
         frame.locator("td a", has_text=re.compile(rf"^{term.ASSIGNMENT}$")).click()  # the assignment, then its notebook
-        _wait_for(lambda: any(f.url.split("?")[0].rstrip("/").endswith(suffix) for f in page.frames), 60, f"the formgrader page {suffix}")
+        expect(crumbs).to_have_count(count, timeout=60_000)
     row = frame.locator("tr", has=frame.locator("a.name-shown", has_text=re.compile(rf"^{STUDENT}$")))
     row.locator(".glyphicon-eye-open").click()  # names are hidden by default
     row.locator("a.name-shown").click()
