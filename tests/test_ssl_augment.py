@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torchvision.transforms import v2
 
-from fsl_utils.ssl import BatchAugment, simclr_augment, strong_augment, to_float, weak_augment
+from fsl_utils.ssl import BatchAugment, BatchedSimCLR, simclr_augment, strong_augment, to_float, weak_augment
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +69,68 @@ def test_augment_and_to_float_reject_bad_input(images):
     assert torch.allclose(x * 255, images.float())
     with pytest.raises(TypeError):
         to_float(x)
+
+
+# -- the batched SimCLR views (simclr_augment(batched=True)) --------------------------------------------
+def test_batched_colour_operations_match_torchvision():
+    from torchvision.transforms.v2 import functional as TF
+
+    from fsl_utils.ssl.augment import _colour_op
+
+    x = torch.rand(6, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    for op, fn, factor in ((0, TF.adjust_brightness, 1.3), (1, TF.adjust_contrast, 0.7), (2, TF.adjust_saturation, 1.4),
+                           (3, TF.adjust_hue, 0.08), (3, TF.adjust_hue, -0.1)):
+        ours = _colour_op(op, x.clone(), torch.full((6, 1, 1, 1), factor))
+        assert torch.allclose(ours, torch.stack([fn(xi, factor) for xi in x]), atol=1e-5), (op, factor)
+
+
+def test_batched_crop_boxes_follow_random_resized_crop():
+    aug = simclr_augment(batched=True)
+    boxes = aug.boxes(5000, 32, 32, torch.Generator().manual_seed(0))
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 32).all() and (boxes[:, 3] <= 32).all()
+    area = w * h / 1024
+    assert area.min() > 0.15 and area.max() <= 1.0 and 0.45 < area.mean() < 0.75  # U(0.2, 1) up to rounding and fitting
+    assert ((w / h) > 1.2).any() and ((w / h) < 0.8).any() and ((w / h).log().abs() < math.log(4 / 3) + 0.15).all()
+
+
+def test_batched_views_without_crop_change_and_colour_keep_the_image_or_its_mirror(images):
+    aug = BatchedSimCLR(32, scale=(1.0, 1.0), color=False)
+    aug.boxes = lambda n, h, w, g=None: torch.tensor([[0.0, 0.0, w, h]]).repeat(n, 1)  # the whole image
+    out = aug(images)
+    for x, y in zip(images, out):
+        assert torch.equal(y, x) or torch.equal(y, x.flip(-1))
+    assert any(torch.equal(y, x.flip(-1)) for x, y in zip(images, out))
+
+
+def test_batched_views_are_per_image_reproducible_and_distributed_like_torchvision(images):
+    aug = simclr_augment(size=16, batched=True)
+    out = aug(images)
+    assert out.shape == (16, 3, 16, 16) and out.dtype == torch.uint8
+    torch.manual_seed(3)
+    a = aug(images)
+    torch.manual_seed(3)
+    assert torch.equal(a, aug(images))
+    same = images[:1].expand(12, -1, -1, -1).contiguous()
+    assert len({tuple(o.flatten().tolist()) for o in aug(same)}) >= 8
+    # one flat colour, 2,000 views: how often it is greyed and how far the mean colour moves, batched vs torchvision
+    flat = torch.zeros(2000, 3, 8, 8, dtype=torch.uint8)
+    flat[:, 0], flat[:, 1], flat[:, 2] = 170, 110, 70
+    stats = {}
+    for batched in (True, False):
+        torch.manual_seed(0)
+        views = simclr_augment(size=8, batched=batched)(flat).float()
+        grey = (views.amax(1) - views.amin(1)).amax(dim=(1, 2)) <= 1
+        shift = (views.mean(dim=(2, 3)) - torch.tensor([170.0, 110.0, 70.0])).abs().amax(1)
+        stats[batched] = grey.float().mean().item(), shift.mean().item()
+    assert abs(stats[True][0] - 0.2) < 0.04 and abs(stats[False][0] - 0.2) < 0.04, stats
+    assert abs(stats[True][1] - stats[False][1]) < 0.1 * stats[False][1], stats
+
+
+def test_batched_views_reject_bad_input(images):
+    with pytest.raises(TypeError, match="uint8"):
+        simclr_augment(batched=True)(images.float())
+    with pytest.raises(ValueError, match="blur"):
+        simclr_augment(batched=True, p_blur=0.5)
+    with pytest.raises(ValueError, match="crop=True"):
+        simclr_augment(batched=True, crop=False, color=False)

@@ -1,6 +1,6 @@
 """Pieces of semi- and self-supervised learning: losses, heads, EMA updates."""
 
-from .augment import BatchAugment, simclr_augment, strong_augment, to_float, weak_augment
+from .augment import BatchAugment, BatchedSimCLR, simclr_augment, strong_augment, to_float, weak_augment
 from .cnn import CifarCNN
 from .ema import cosine_ema_decay, ema_copy, ema_update
 from .evaluation import accuracy, embed, embedding_std, linear_probe
@@ -10,6 +10,7 @@ from .splits import SemiSupervisedSplit, random_batches, semi_supervised_split
 
 __all__ = [
     "BatchAugment",
+    "BatchedSimCLR",
     "CifarCNN",
     "PredictionHead",
     "ProjectionHead",
