@@ -3,15 +3,20 @@ random-init encoders sit from the floors (``solutions/simclr/hidden_tests.py``).
 
 Each seed pre-trains the reference solution (``solutions/simclr/simclr.ipynb``: its setup
 cell, answer cells and the given ``train_simclr``, via
-``fsl_utils.grading.notebook.load_reference``) with the notebook's default budget — 150 steps
-of 256 images, 16×16 views — saves the encoder as a student would (``simclr.pt``) and scores it
-with the hidden tests' own ``weights_accuracy`` (the grader's logistic regression on 5 fixed
-draws of 10 and 25 labels per class), through the same probe harness as grading. Random-init
-encoders of the same seeds are scored the same way. The committed floors pass a correct
-submission only if every trained seed clears them, and fail untrained weights only if every
-random init stays below.
+``fsl_utils.grading.notebook.load_reference``) with the notebook's default budget — 300 steps
+of 256 images, 16×16 views, τ = 0.2 — saves the encoder as a student would (``simclr.pt``) and
+scores it with the hidden tests' own ``weights_accuracy`` (the grader's logistic regression on
+L2-normalised features, 5 fixed draws of 10 and 25 labels per class), through the same probe
+harness as grading. Random-init encoders of the same seeds are scored the same way. The
+committed floors pass a correct submission only if every trained seed clears them, and fail
+untrained weights only if every random init stays below; the results file records both
+margins.
 
-Usage: ``python bench/simclr_weights.py [--seeds 1,2,3 --steps 150 --threads 1 --merge]``;
+``--head v1`` trains with SimCLR v1's projection head instead of the reference's (no
+BatchNorm: Linear → ReLU → Linear, also a correct answer to task 3) and stores those seeds
+apart (``v1_head_seeds``). ``--save-dir`` keeps every encoder's state_dict.
+
+Usage: ``python bench/simclr_weights.py [--seeds 1,2,3 --steps 300 --threads 1 --merge]``;
 ``--merge`` keeps the seeds of an existing results file measured with the same steps (run two
 processes with disjoint seeds on a 2-core machine, then merge).
 """
@@ -26,6 +31,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch import nn
 from _common import previous_rows, write_results
 
 from fsl_utils import seed_everything
@@ -48,6 +54,27 @@ def notebook_namespace() -> dict:
     return ns
 
 
+class ProjectionHeadV1(nn.Module):
+    """SimCLR v1's head: Linear -> ReLU -> Linear (no BatchNorm); a correct answer to the notebook's task 3."""
+
+    def __init__(self, in_dim: int, hidden_dim: int = 512, out_dim: int = 128) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, out_dim))
+
+    def forward(self, h):
+        return self.net(h)
+
+
+def margins(rows: list[dict], floors: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Per floor: how far the lowest trained seed sits above it and the highest random init below it (points)."""
+    out = {}
+    for k, floor in floors.items():
+        out[k] = {"trained_above": round(min(r["trained"][k] for r in rows) - floor, 2)}
+        if all("random_init" in r for r in rows):
+            out[k]["random_below"] = round(floor - max(r["random_init"][k] for r in rows), 2)
+    return out
+
+
 def score(ns: dict, hidden, state: dict, folder: Path) -> dict:
     """The two weights tests' accuracies (%) for an encoder ``state`` saved in ``folder``."""
     torch.save(state, folder / hidden.WEIGHTS_FILE)
@@ -63,20 +90,31 @@ def score(ns: dict, hidden, state: dict, folder: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="1,2,3", help="comma-separated training seeds")
-    parser.add_argument("--steps", type=int, default=150, help="pre-training steps (the notebook's default: 150)")
+    parser.add_argument("--steps", type=int, default=300, help="pre-training steps (the notebook's default: 300)")
     parser.add_argument("--batch", type=int, default=256, help="images per step (the notebook's default: 256)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the notebook uses 1 on a CPU)")
     parser.add_argument("--merge", action="store_true", help="keep the seeds of an existing results file with the same steps")
+    parser.add_argument("--head", choices=("reference", "v1"), default="reference", help="v1: SimCLR v1's head without BatchNorm")
+    parser.add_argument("--save-dir", default=None, help="also save every encoder's state_dict here")
     args = parser.parse_args()
 
     ns = notebook_namespace()
+    if args.head == "v1":
+        ns["ProjectionHead"] = ProjectionHeadV1  # train_simclr looks the head up in the notebook's globals
     torch.set_num_threads(args.threads)  # after the setup cell, which sets its own
     hidden = load_hidden_tests("simclr", ROOT)
     images = load_cifar10(train=True).images
-    payload = {"protocol": f"reference solution, {args.steps} steps x {args.batch} images, 16x16 views; the hidden tests' weights_accuracy",
-               "floors": {"10_per_class": hidden.FLOOR_10, "25_per_class": hidden.FLOOR_25}, "steps": args.steps, "seeds": {}}
+    protocol = (f"reference solution, {args.steps} steps x {args.batch} images, 16x16 views, tau {ns['TEMPERATURE']}; the hidden tests' "
+                f"weights_accuracy (L2-normalised features, C = {hidden.PROBE_C})")
+    payload = {"protocol": protocol, "floors": {"10_per_class": hidden.FLOOR_10, "25_per_class": hidden.FLOOR_25}, "steps": args.steps,
+               "seeds": {}, "v1_head_seeds": {}}
+    key = "seeds" if args.head == "reference" else "v1_head_seeds"
     if args.merge:
-        payload["seeds"] = previous_rows("simclr_weights", payload["protocol"], "seeds")
+        for k in ("seeds", "v1_head_seeds"):
+            try:
+                payload[k] = previous_rows("simclr_weights", protocol, k)
+            except KeyError:
+                payload[k] = {}
     with tempfile.TemporaryDirectory(prefix="fsl-simclr-bench-") as tmp:
         for seed in (int(s) for s in args.seeds.split(",")):
             ns["generator"] = seed_everything(seed)
@@ -86,18 +124,21 @@ def main() -> None:
             with contextlib.redirect_stderr(open(os.devnull, "w")):  # the notebook's progress bar
                 encoder, history = ns["train_simclr"](images, args.steps, args.batch)
             cpu = time.process_time() - start
-            row = {"train_cpu_s": round(cpu, 1), "final_loss": round(history[-1], 3),
-                   "trained": score(ns, hidden, {k: v.cpu() for k, v in encoder.state_dict().items()}, Path(tmp)),
-                   "random_init": score(ns, hidden, random_init, Path(tmp))}
-            payload["seeds"][str(seed)] = row
-            print(f"seed {seed}: trained {row['trained']} (loss {row['final_loss']}, {cpu:.0f} CPU-s), random init {row['random_init']}",
-                  flush=True)
+            trained = {k: v.cpu() for k, v in encoder.state_dict().items()}
+            row = {"train_cpu_s": round(cpu, 1), "final_loss": round(history[-1], 3), "trained": score(ns, hidden, trained, Path(tmp))}
+            if args.head == "reference":
+                row["random_init"] = score(ns, hidden, random_init, Path(tmp))
+            if args.save_dir:
+                Path(args.save_dir).mkdir(parents=True, exist_ok=True)
+                torch.save(trained, Path(args.save_dir) / f"{args.head}_seed{seed}.pt")
+                torch.save(random_init, Path(args.save_dir) / f"random_seed{seed}.pt")
+            payload[key][str(seed)] = row
+            print(f"seed {seed} ({args.head} head): trained {row['trained']} (loss {row['final_loss']}, {cpu:.0f} CPU-s), "
+                  f"random init {row.get('random_init')}", flush=True)
+            payload["margins"] = {k: margins(list(payload[k].values()), payload["floors"]) for k in ("seeds", "v1_head_seeds") if payload[k]}
             path = write_results("simclr_weights", payload)  # after every seed: a long run keeps what it finished
-    rows = payload["seeds"].values()
-    for k in ("10_per_class", "25_per_class"):
-        trained, untrained = [r["trained"][k] for r in rows], [r["random_init"][k] for r in rows]
-        print(f"{k}: trained {min(trained):.1f}-{max(trained):.1f}, random init {min(untrained):.1f}-{max(untrained):.1f}, "
-              f"floor {payload['floors'][k]}")
+    for name, m in payload["margins"].items():
+        print(f"{name}: margins {m}")
     print(f"wrote {path}")
 
 
