@@ -3,7 +3,9 @@ running the scripts for real; bench/results/*.json)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -24,14 +26,27 @@ def test_autograde_bench_smoke(run_bench):
     assert run["wall_seconds"] > 0 and run["cpu_seconds"] > 0
 
 
-def test_simclr_weights_bench_smoke(run_bench):
+def test_simclr_weights_bench_smoke(run_bench, tmp_path):
+    from fsl_utils.grading import load_hidden_tests
+
+    hidden = load_hidden_tests("simclr", Path(__file__).resolve().parents[1])
+    floors = {"10_per_class": hidden.FLOOR_10, "25_per_class": hidden.FLOOR_25}
     tiny = ("--steps", "2", "--batch", "16")
     run_bench("simclr_weights.py", "--seeds", "0", *tiny, timeout=1800)
-    out = run_bench("simclr_weights.py", "--seeds", "1", *tiny, "--merge", timeout=1800)
-    assert set(out["seeds"]) == {"0", "1"}  # --merge keeps the first run's seed
+    out = run_bench("simclr_weights.py", "--seeds", "1", "--random-seeds", "7", *tiny, "--merge", timeout=1800)
+    assert set(out["seeds"]) == {"0", "1", "7"}  # --merge keeps the first run's seed; 7 is a random init only
+    assert set(out["seeds"]["7"]) == {"random_init"}
     with pytest.raises(subprocess.CalledProcessError):  # another protocol (steps) is not merged
         run_bench("simclr_weights.py", "--seeds", "2", "--steps", "3", "--batch", "16", "--merge", timeout=1800)
     row = out["seeds"]["0"]
-    assert out["steps"] == 2 and row["train_cpu_s"] > 0 and out["floors"] == {"10_per_class": 29.5, "25_per_class": 35.0}
+    assert out["steps"] == 2 and row["train_cpu_s"] > 0 and out["floors"] == floors
     for kind in ("trained", "random_init"):
         assert set(row[kind]) == {"10_per_class", "25_per_class"} and all(0 <= a <= 100 for a in row[kind].values())
+    for k, floor in floors.items():  # margins over every seed: the lowest trained one, the highest random init
+        m = out["margins"]["seeds"][k]
+        assert m["trained_above"] == round(min(out["seeds"][s]["trained"][k] for s in ("0", "1")) - floor, 2)
+        assert m["random_below"] == round(floor - max(r["random_init"][k] for r in out["seeds"].values()), 2)
+    # --update-floors re-computes the margins of the file in place (here: against the same floors)
+    (tmp_path / "simclr_weights.json").write_text(json.dumps({**out, "margins": {}}))
+    again = run_bench("simclr_weights.py", "--update-floors", timeout=600)
+    assert again["margins"] == out["margins"] and again["machine"] == out["machine"]

@@ -31,8 +31,8 @@ MAX_WEIGHTS_BYTES = 2 * 1024 * 1024
 #: Accuracy floors (%) of the grader's linear probe on the submitted encoder (calibration: bench/simclr_weights.py,
 #: docs/assignments.md — every seed of the notebook's default pre-training passes with >= 5 points to spare, every
 #: random init fails with >= 5 points to spare).
-FLOOR_10 = 29.5
-FLOOR_25 = 35.0
+FLOOR_10 = 29.0
+FLOOR_25 = 33.0
 #: Inverse L2 strength of the grader's logistic regression, fit on L2-normalised features (the cosine geometry NT-Xent
 #: trains; per-dimension standardisation would rescue random features, whose classes differ by tiny offsets).
 PROBE_C = 1.0
