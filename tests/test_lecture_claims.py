@@ -175,10 +175,11 @@ def test_lecture_9_writes_no_run_numbers_into_markdown():
             assert not re.search(r"\d+(\.\d+)?\s?%", text), f"a typed percentage in lecture 9's text: {text[:80]!r}"
 
 
-# ---- every lecture of this part: "Try it" prompts each with an expected outcome ---------------
+# ---- every lecture: "Try it" prompts each with an expected outcome ------------------------------
 
 def test_try_it_prompts_say_what_to_expect():
-    for name in ("01_transfer_learning", "02_embedding_retrieval", "05_siamese_networks", "06_prototypical_and_matching",
+    for name in ("01_transfer_learning", "02_embedding_retrieval", "03_semi_supervised", "04_self_supervised",
+                 "05_siamese_networks", "06_prototypical_and_matching",
                  "07_maml", "08_clip_zero_shot", "09_leaderboard"):
         cells = ["".join(c["source"]) for c in _cells(f"lectures/{name}.ipynb") if c["cell_type"] == "markdown"]
         (try_it,) = [c.split("## Try it", 1)[1] for c in cells if "## Try it" in c]
@@ -237,3 +238,71 @@ def test_lecture_9_puts_the_closer_look_baseline_on_the_leaderboard():
     assert "mean_ci95(torch.tensor(o5[baseline_best].accuracies) - torch.tensor(o5[meta_best].accuracies))" in reading
     by_hand = _cell(LECTURE9, "baseline-by-hand")
     assert "BaselineFinetune(nn.Flatten(), cosine=True)" in by_hand and "assert torch.allclose(by_hand_logits" in by_hand
+
+
+# ---- lecture 3: FixMatch's Table 2, μ, the slides' mixed 4,000-label column, softmax outputs ----
+
+LECTURE3 = "lectures/03_semi_supervised.ipynb"
+
+
+def _assigned(source: str, name: str) -> object:
+    """The value of a top-level ``name = <expression of numbers>`` in a code cell."""
+    (node,) = [n for n in ast.parse(source).body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == name]
+    return eval(compile(ast.Expression(node.value), "<cell>", "eval"), {"__builtins__": {}})  # noqa: S307 (our notebook)
+
+
+def test_lecture_3_quotes_fixmatch_table_2():
+    paper = {k: (None if v is None else round(v, 2)) for k, v in _assigned(_cell(LECTURE3, "beaed28c"), "PAPER").items()}
+    # Sohn et al. 2020, Table 2 (error rates, CIFAR-10, WRN-28-2): Π-model -/54.26, Mean Teacher -/32.32,
+    # FixMatch (RA) 13.81/5.07 at 40/250 labels; no supervised-only row
+    assert paper == {("supervised", 40): None, ("supervised", 250): None, ("pi_model", 40): None, ("pi_model", 250): 45.74,
+                     ("mean_teacher", 40): None, ("mean_teacher", 250): 67.68, ("fixmatch", 40): 86.19, ("fixmatch", 250): 94.93}
+    reading = _cell(LECTURE3, "4cc54109")
+    assert "display(Markdown(" in reading and "FixMatch 94.93 > Mean Teacher 67.68 > Π-model 45.74" in reading
+    sources = " ".join(_cell(LECTURE3, "149371f9").split())
+    for phrase in ("mixes sources", "87.84 is 100 − 12.16", "temporal-ensembling", "93.72", "not comparable",
+                   "Π-model 85.99, Mean Teacher 90.81, FixMatch (RandAugment) 95.74"):
+        assert phrase in sources, phrase
+
+
+def test_lecture_3_runs_the_mu_it_states_and_says_which_outputs_the_pi_model_compares():
+    fixmatch_text = " ".join(_cell(LECTURE3, "45ec19b0").split())
+    assert "$\\mu = 7$" in fixmatch_text and "our runs below use them too" in fixmatch_text
+    loop = _cell(LECTURE3, "70a971c2")
+    assert "mu=7," in loop.split("def train_semi_supervised", 1)[1].split(")", 1)[0]
+    assert "mu=" not in _cell(LECTURE3, "fc9a95f0")  # the runs keep the default
+    pi_text = " ".join(_cell(LECTURE3, "cb70b11a").split())
+    assert "softmax probabilities, not logits" in pi_text and "Why:" in pi_text
+
+
+# ---- lecture 4 and the SimCLR homework: the budgets meet the targets in bench/results ----------
+
+LECTURE4 = "lectures/04_self_supervised.ipynb"
+
+
+def test_lecture_4_pretrains_for_a_budget_whose_bench_gain_meets_the_target():
+    setup = _cell(LECTURE4, "6a0cc111")
+    steps = int(re.search(r"SIMCLR_STEPS = budget\(full=(\d+),", setup).group(1))
+    rows = _bench("ssl")["self_linear_probe"]["rows"]
+    gain = rows[f"simclr@{steps}"]["gain_points"]
+    assert gain["250"] >= 15.0  # issue 25: SimCLR's linear probe >= random init + 15 points
+    asserts = _cell(LECTURE4, "876a3cba")
+    assert f"+{gain['250']:.1f} (250 labels) / +{gain['4000']:.1f} (4,000 labels)" in asserts
+
+
+def test_simclr_homework_floors_have_five_points_of_margin_both_sides():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("simclr_hidden", ROOT / "solutions" / "simclr" / "hidden_tests.py")
+    hidden = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hidden)
+    bench = _bench("simclr_weights")
+    assert bench["floors"] == {"10_per_class": hidden.FLOOR_10, "25_per_class": hidden.FLOOR_25}
+    seeds = bench["seeds"].values()
+    for k, floor in bench["floors"].items():
+        assert min(r["trained"][k] for r in seeds if "trained" in r) >= floor + 5
+        assert max(r["random_init"][k] for r in seeds) <= floor - 5
+    docs = (ROOT / "docs" / "assignments.md").read_text()
+    assert f"floors {hidden.FLOOR_10:.1f}% and {hidden.FLOOR_25:.1f}%" in docs
+    notebook = "".join("".join(c["source"]) for c in _cells("solutions/simclr/simclr.ipynb"))
+    assert f"n_steps = budget(full={bench['steps']}," in notebook and f"{bench['steps']} steps" in docs

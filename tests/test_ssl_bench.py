@@ -53,7 +53,6 @@ def test_semi_features_bench_runs(run_bench, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(("script", "args", "lecture", "cell_id"), [
     ("ssl_methods.py", ("--table", "semi"), "03_semi_supervised", "semi-from-scratch"),
-    ("semi_features.py", ("--table",), "03_semi_supervised", "semi-choices"),
     ("ssl_methods.py", ("--table", "self"), "04_self_supervised", "simclr-doubling"),
 ])
 def test_lectures_show_the_committed_bench_tables(script, args, lecture, cell_id):
