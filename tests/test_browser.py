@@ -15,7 +15,6 @@ the reason, and FAIL when ``CI`` is set (CI installs Chromium in .ci/run).
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from browser.lab import Lab, chromium_page, jupyter_lab, missing_requirements
+from browser.lab import Lab, chromium_page, jupyter_lab, require_browser, wait_for
 from fsl_utils import student
 from fsl_utils.data import data_root
 
@@ -35,27 +34,8 @@ SHOTS = ROOT / "build" / "browser"
 N_SHOW = 24  # the lecture's widget: n_show=24
 
 
-def _require_browser() -> None:
-    why = missing_requirements()
-    if why is None:
-        return
-    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"The browser test must run in CI but {why}.")
-    pytest.skip(f"browser test skipped: {why}")
-
-
 def _captions(page) -> list[int]:
     return [int(t.strip().lstrip("#")) for t in page.locator(".fsl-caption").all_inner_texts()]
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _menu(page, menu: str, item: str | None = None) -> list[str]:
@@ -162,7 +142,7 @@ def student_course(tmp_path_factory) -> Path:
 
 
 def test_relevance_widget_of_lecture_2_in_jupyterlab_and_chromium(student_course, tmp_path):
-    _require_browser()
+    require_browser()
     SHOTS.mkdir(parents=True, exist_ok=True)
     for old in SHOTS.glob("relevance_feedback*.png"):
         old.unlink()
@@ -183,7 +163,7 @@ def test_relevance_widget_of_lecture_2_in_jupyterlab_and_chromium(student_course
             # the student goes on from there.
             marks = {int(k): v for k, v in truth["marks"].items()}
             assert truth["rounds"] == 1 and len(marks) == N_SHOW
-            _wait_for(lambda: len(_captions(page)) == N_SHOW, 30, f"{N_SHOW} result tiles")
+            wait_for(lambda: len(_captions(page)) == N_SHOW, 30, f"{N_SHOW} result tiles")
             shown = _captions(page)
             assert shown == _ask(client, "_result = ui.shown()"), "the browser shows the grid the kernel holds"
             _same_ranking(shown, *_oracle(client, query, marks), "the grid after the lecture's round of feedback")
@@ -201,15 +181,15 @@ def test_relevance_widget_of_lecture_2_in_jupyterlab_and_chromium(student_course
             marks.update(new)
             n_up = sum(marks.values())
             marked = f"marked {n_up} relevant, {len(marks) - n_up} not relevant"
-            _wait_for(lambda: marked in page.locator(".fsl-status").inner_text(), 30, "the marks to reach the kernel")
+            wait_for(lambda: marked in page.locator(".fsl-status").inner_text(), 30, "the marks to reach the kernel")
             colours = page.locator("button.fsl-up.mod-success").count() + page.locator("button.fsl-down.mod-danger").count()
             assert colours == 6, "every marked button is coloured"
             page.locator(".fsl-relevance").screenshot(path=str(SHOTS / "relevance_feedback_marked.png"))
 
             page.locator("button.fsl-retrain").click()
             # The kernel refills the grid tile by tile: wait for the completion signal ("round 2"), then the button.
-            _wait_for(lambda: "round 2" in page.locator(".fsl-status").inner_text(), 60, "the re-rank to finish (status 'round 2')")
-            _wait_for(lambda: page.locator("button.fsl-retrain").is_enabled(), 20, "the retrain button to be enabled again")
+            wait_for(lambda: "round 2" in page.locator(".fsl-status").inner_text(), 60, "the re-rank to finish (status 'round 2')")
+            wait_for(lambda: page.locator("button.fsl-retrain").is_enabled(), 20, "the retrain button to be enabled again")
             after = _captions(page)
             _same_ranking(after, *_oracle(client, query, marks), "the grid after the student's round of feedback")
             assert set(after).isdisjoint(marks) and query not in after
@@ -233,7 +213,7 @@ def _status(lab: Lab, path: str) -> int:
 
 @pytest.mark.parametrize("role", ["instructor", "student"])
 def test_students_jupyterlab_has_no_instructor_tools(student_course, role, tmp_path):
-    _require_browser()
+    require_browser()
     SHOTS.mkdir(parents=True, exist_ok=True)
 
     def configure(env):

@@ -7,13 +7,11 @@ Skips locally without Chromium or playwright (with the reason), fails under ``CI
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
-import pytest
 
-from browser.lab import chromium_page, missing_requirements
+from browser.lab import chromium_page, require_browser
 from fsl_utils.course import html_exporter, local_mathjax
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,11 +28,7 @@ A dollar in code stays code: `price = "$5"`."""
 
 
 def test_rendered_equations_typeset_offline(tmp_path):
-    why = missing_requirements()
-    if why is not None:
-        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-            pytest.fail(f"The offline-math test must run in CI but {why}.")
-        pytest.skip(f"browser test skipped: {why}")
+    require_browser("offline-math test")
     mathjax = local_mathjax(tmp_path)
     assert mathjax is not None, "MathJax is not installed: pip install -e '.[course]'"
     page_path = tmp_path / "lectures" / "math.html"

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import os
 import re
 import time
 from pathlib import Path
 
-import pytest
 
-from browser.lab import chromium_page, jupyter_lab, missing_requirements
+from browser.lab import chromium_page, jupyter_lab, require_browser, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "build" / "browser"
@@ -40,15 +38,6 @@ def _load(name: str):
 term = _load("term")
 
 
-def _require_browser() -> None:
-    why = missing_requirements()
-    if why is None:
-        return
-    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"The formgrader test must run in CI but {why}.")
-    pytest.skip(f"formgrader test skipped: {why}")
-
-
 def _manual_grade(root: Path, student: str) -> tuple[float | None, str | None]:
     """(manual score, manual comment) of ``student``'s written answer in the gradebook."""
     from nbgrader.api import Gradebook
@@ -58,16 +47,6 @@ def _manual_grade(root: Path, student: str) -> tuple[float | None, str | None]:
         grade = next(g for g in nb.grades if g.name == "linear_classifier_answer")
         comment = next(c for c in nb.comments if c.name == "linear_classifier_answer")
         return grade.manual_score, comment.manual_comment
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _grade_in_formgrader(page, lab) -> None:
@@ -93,7 +72,7 @@ def _grade_in_formgrader(page, lab) -> None:
     score = frame.locator("input#linear_classifier_answer")
     score.wait_for(timeout=60_000)
     # The page fills its inputs from the gradebook after loading: typing earlier gets overwritten.
-    grader = _wait_for(lambda: next((f for f in page.frames if "/formgrader/submissions/" in f.url), None), 60, "the submission's page")
+    grader = wait_for(lambda: next((f for f in page.frames if "/formgrader/submissions/" in f.url), None), 60, "the submission's page", interval=0.25)
     grader.wait_for_function("() => window.formgrader && formgrader.grades && formgrader.grades.loaded && formgrader.comments && formgrader.comments.loaded",
                              timeout=60_000)
     score.fill(str(SCORE))
@@ -105,7 +84,7 @@ def _grade_in_formgrader(page, lab) -> None:
 
 
 def test_manual_grade_in_the_formgrader_reaches_grades_and_feedback(graded_course, tmp_path):
-    _require_browser()
+    require_browser("formgrader test")
     root = term.copy_graded(graded_course["root"], tmp_path / "course", [STUDENT, OTHER])
     assert _manual_grade(root, STUDENT) == (None, None)
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -116,7 +95,7 @@ def test_manual_grade_in_the_formgrader_reaches_grades_and_feedback(graded_cours
         page.set_default_timeout(60_000)
         try:
             _grade_in_formgrader(page, lab)
-            _wait_for(lambda: _manual_grade(root, STUDENT) == (SCORE, COMMENT), 30, "the formgrader to save the score and the comment")
+            wait_for(lambda: _manual_grade(root, STUDENT) == (SCORE, COMMENT), 30, "the formgrader to save the score and the comment", interval=0.25)
             page.screenshot(path=str(SHOTS / "formgrader_manual_grade.png"))
         except Exception:
             page.screenshot(path=str(SHOTS / "formgrader_failure.png"), full_page=True)

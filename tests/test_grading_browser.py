@@ -16,13 +16,11 @@ is set (.ci/run installs Chromium).
 from __future__ import annotations
 
 import importlib.util
-import os
 import time
 from pathlib import Path
 
-import pytest
 
-from browser.lab import chromium_page, jupyter_lab, missing_requirements
+from browser.lab import chromium_page, jupyter_lab, require_browser
 
 _dir = Path(__file__).parent / "grading"
 
@@ -37,15 +35,6 @@ def _load(name: str):
 adversarial = _load("adversarial")
 ASSIGNMENT, STUDENT = "protonet", "script_in_submission"
 SHOTS = Path(__file__).resolve().parents[1] / "build" / "browser"
-
-
-def _require_browser() -> None:
-    why = missing_requirements()
-    if why is None:
-        return
-    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"The browser test must run in CI but {why}.")
-    pytest.skip(f"browser test skipped: {why}")
 
 
 def _heard(listener, since: int = 0) -> list[str]:
@@ -90,7 +79,7 @@ def _control_page(tmp_path: Path, port: int) -> Path:
 
 
 def test_formgrader_and_feedback_show_a_hostile_submission_inert(graded_course, tmp_path):
-    _require_browser()
+    require_browser()
     from nbgrader.api import Gradebook
 
     root, listener = graded_course["root"], graded_course["view_listener"]

@@ -56,6 +56,32 @@ def missing_requirements() -> str | None:
     return None
 
 
+def require_browser(what: str = "browser test") -> None:
+    """Skip the calling test with the reason when Chromium or playwright is missing; under CI fail
+    instead (the browser tests must run there: .ci/run installs Chromium)."""
+    why = missing_requirements()
+    if why is None:
+        return
+    import pytest
+
+    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        pytest.fail(f"The {what} must run in CI but {why}.")
+    pytest.skip(f"{what} skipped: {why}")
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.5):
+    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` seconds pass.
+    A predicate that only reads Playwright state cached in Python (e.g. ``page.frames``' addresses)
+    never sees it change: Playwright's sync API processes browser events only inside its own calls."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
