@@ -3,8 +3,8 @@ deploy/local/jupyterhub_config.py as committed (ports and folders overridden on 
 line), configurable-http-proxy from npm, LocalProcessSpawner servers running as those accounts.
 
 The hub runs in its own mount namespace (bubblewrap, as root): the folder that holds this
-checkout (with any sibling checkouts, whose ``solutions/`` hold the hidden tests), and ``/tmp``
-are empty there, except the Python environment with the course package (``fsl_utils``) installed
+checkout (with any sibling checkouts, whose ``solutions/`` hold the hidden tests), any other copy
+of the course outside ``/home`` (found by a walk as root) and ``/tmp`` are empty there, except the Python environment with the course package (``fsl_utils``) installed
 in it, the datasets (read-only) and the hub's own folder. That is the machine a real hub runs on: the course image and the instructor's course
 directory, no developer checkouts. Commands "as a user" run inside that namespace through
 ``nsenter`` + ``runuser`` (what the user would type in a terminal of their server).
@@ -199,6 +199,27 @@ def _hidden_folders() -> list[Path]:
     return hidden
 
 
+def _other_checkouts(skip: list[Path]) -> list[Path]:
+    """Copies of this course elsewhere on the machine (developer clones, CI workspaces: a folder
+    with ``solutions/<assignment>/hidden_tests.py``), outside ``skip``. A real hub machine holds
+    none (deploy/README.md, step 2, says to keep them private); the hub's namespace hides them so
+    that the student's search of the whole machine checks the deployment, not this machine's
+    other work. Found by walking the file system as root, so a copy hidden this way is still
+    searched for by the student's walk if this scan missed it."""
+    found: list[Path] = []
+    pruned = {"/proc", "/sys", "/dev", "/run", "/tmp", *map(str, skip)}
+    for folder, dirs, _files in os.walk("/"):
+        if folder in pruned:
+            dirs[:] = []
+            continue
+        if "solutions" in dirs and any(Path(folder, "solutions").glob("*/hidden_tests.py")):
+            found.append(Path(folder))
+            dirs[:] = []
+            continue
+        dirs[:] = [d for d in dirs if d not in (".git", "node_modules", "__pycache__")]
+    return found
+
+
 def _mounts(hidden: list[Path], shown: list[Path]) -> list[str]:
     """bubblewrap arguments: each of ``hidden`` an empty tmpfs, then each of ``shown`` bound back
     read-only (with world-traversable folders leading to it)."""
@@ -232,6 +253,10 @@ def jupyterhub(instructors: list[str], roster: Path, data_dir: Path, timeout: fl
     base = Path(sys.base_prefix).resolve()  # the interpreter, e.g. pyenv's in root's private home
     private = [f for f in base.parents if f != Path("/") and not f.stat().st_mode & 0o001][-1:]
     hidden = [*_hidden_folders(), Path("/tmp"), *private]
+    # the accounts' homes (the instructor's course among them) are not scanned: what lies there is
+    # the deployment under test
+    others = _other_checkouts(skip=[*hidden, folder, Path(data_dir), Path("/home")])
+    hidden += [c for c in others if not any(h == c or h in c.parents for h in hidden)]
     # shown again, read-only: the environment with the course package installed in it (an editable
     # install's package folder lies in the checkout), the interpreter, the datasets, the hub's configuration
     import fsl_utils
