@@ -184,12 +184,20 @@ class Hub:
         return proc
 
 
+SYSTEM_FOLDERS = ("/", "/home", "/tmp", "/root", "/srv", "/opt", "/usr", "/var")
+
+
+def _folder_to_hide(checkout: Path) -> Path:
+    """The folder holding ``checkout`` (with its siblings, e.g. other worktrees made later), or the
+    checkout itself when that folder is a system one."""
+    return checkout.parent if str(checkout.parent) not in SYSTEM_FOLDERS else checkout
+
+
 def _hidden_folders() -> list[Path]:
     """The folders the hub must not see: the one holding this checkout (its siblings too), or, when
     that is a system folder, the checkout and the checkout its git objects live in."""
-    parent = ROOT.parent
-    if str(parent) not in ("/", "/home", "/tmp", "/root", "/srv", "/opt", "/usr", "/var"):
-        return [parent]
+    if ROOT.parent != _folder_to_hide(ROOT):
+        return [ROOT.parent]
     hidden = [ROOT]
     common = subprocess.run(["git", "rev-parse", "--git-common-dir"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     if common:
@@ -256,7 +264,10 @@ def jupyterhub(instructors: list[str], roster: Path, data_dir: Path, timeout: fl
     # the accounts' homes (the instructor's course among them) are not scanned: what lies there is
     # the deployment under test
     others = _other_checkouts(skip=[*hidden, folder, Path(data_dir), Path("/home")])
-    hidden += [c for c in others if not any(h == c or h in c.parents for h in hidden)]
+    for checkout in others:
+        folder_ = _folder_to_hide(checkout)
+        if not any(h == folder_ or h in folder_.parents for h in hidden):
+            hidden.append(folder_)
     # shown again, read-only: the environment with the course package installed in it (an editable
     # install's package folder lies in the checkout), the interpreter, the datasets, the hub's configuration
     import fsl_utils
