@@ -306,3 +306,28 @@ def test_simclr_homework_floors_have_five_points_of_margin_both_sides():
     assert f"floors {hidden.FLOOR_10:.1f}% and {hidden.FLOOR_25:.1f}%" in docs
     notebook = "".join("".join(c["source"]) for c in _cells("solutions/simclr/simclr.ipynb"))
     assert f"n_steps = budget(full={bench['steps']}," in notebook and f"{bench['steps']} steps" in docs
+
+
+# ---- issue 25 §3: lecture 4's InfoNCE view and its fine-tuning table ------------------------------
+
+def test_lecture_4_builds_infonce_once_and_checks_nt_xent_against_the_package():
+    toy = _cell(LECTURE4, "infonce-toy")
+    assert "def info_nce(" in toy and "logsumexp" in toy  # from scratch, not a package call
+    assert "min(mi, math.log(n_cand))" in toy  # the bound I >= log N - L_N and its cap at log N are asserted
+    check = _cell(LECTURE4, "nt-xent-infonce")
+    assert "info_nce(scores, positive)" in check and "torch.allclose(nt_xent_as_info_nce(z1, z2, tau), nt_xent(z1, z2, temperature=tau))" in check
+    text = " ".join(_cell(LECTURE4, "infonce-cpc").split())
+    assert "van den Oord, Li & Vinyals 2018" in text and "I(x; c) \\;\\ge\\; \\log N - \\mathcal{L}_N" in text
+
+
+def test_lecture_4_quotes_the_semi_supervised_tables_with_their_conditions():
+    """SimCLR's Table 7 and BYOL's Table 2: ResNet-50 fine-tuned on 1% / 10% of ImageNet's labels, top-1."""
+    text = " ".join(_cell(LECTURE4, "fine-tuning").split())
+    for quote in ("SimCLR's Table 7", "1% or 10% of ImageNet's labels", "ResNet-50", "**48.3% / 65.6%** top-1",
+                  "**25.4% / 56.4%**", "its Table 2", "**53.2% / 68.8%**"):
+        assert quote in text, quote
+    run = _cell(LECTURE4, "fine-tuning-run")
+    assert "init=simclr_encoder)" in run  # the supervised baseline's own recipe: only the starting weights differ
+    for row in ("| 25.4 / 56.4 |", "| 48.3 / 65.6 |", "| 53.2 / 68.8 |"):
+        assert row in run
+    assert "display(Markdown(f" in _cell(LECTURE4, "fine-tuning-reading")  # the reading is generated from the run
