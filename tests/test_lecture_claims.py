@@ -331,3 +331,18 @@ def test_lecture_4_quotes_the_semi_supervised_tables_with_their_conditions():
     for row in ("| 25.4 / 56.4 |", "| 48.3 / 65.6 |", "| 53.2 / 68.8 |"):
         assert row in run
     assert "display(Markdown(f" in _cell(LECTURE4, "fine-tuning-reading")  # the reading is generated from the run
+
+
+def test_simclr_homework_says_what_the_v1_head_measured():
+    """Task 3 accepts SimCLR v1's head (no BatchNorm): the notebook and docs state how its encoders fared against the floors."""
+    bench = _bench("simclr_weights")
+    v1 = list(bench["v1_head_seeds"].values())
+    assert len(v1) >= 2
+    passes = all(r["trained"][k] >= floor for r in v1 for k, floor in bench["floors"].items())
+    docs = (ROOT / "docs" / "assignments.md").read_text()
+    for k in bench["floors"]:
+        assert " / ".join(f"{r['trained'][k]:.1f}" for r in v1) in docs, k
+    (task3,) = [" ".join("".join(c["source"]).split()) for c in _cells("solutions/simclr/simclr.ipynb")
+                if "".join(c["source"]).startswith("## 4. The projection head")]
+    assert "clearly more slowly" not in task3
+    assert ("passed both weights tests" in task3) == passes and "SimCLR v1's" in task3
