@@ -346,3 +346,15 @@ def test_simclr_homework_says_what_the_v1_head_measured():
                 if "".join(c["source"]).startswith("## 4. The projection head")]
     assert "clearly more slowly" not in task3
     assert ("passed both weights tests" in task3) == passes and "SimCLR v1's" in task3
+
+
+def test_lecture_4_measured_notes_compare_byol_with_simclr_at_the_same_steps():
+    rows = _bench("ssl")["self_linear_probe"]["rows"]
+    byol_steps = int(re.search(r"BYOL_STEPS = budget\(full=(\d+),", _cell(LECTURE4, "6a0cc111")).group(1))
+    byol, simclr = rows[f"byol@{byol_steps}"], rows[f"simclr@{byol_steps}"]
+    notes = " ".join(_cell(LECTURE4, "simclr-doubling").split())
+    assert "BYOL beside SimCLR" in notes
+    if all(byol["gain_points"][n] < simclr["gain_points"][n] for n in byol["gain_points"]):
+        assert "gains less over the random init at both label counts" in notes
+    else:
+        assert "gains less" not in notes
