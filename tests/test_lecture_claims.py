@@ -306,3 +306,55 @@ def test_simclr_homework_floors_have_five_points_of_margin_both_sides():
     assert f"floors {hidden.FLOOR_10:.1f}% and {hidden.FLOOR_25:.1f}%" in docs
     notebook = "".join("".join(c["source"]) for c in _cells("solutions/simclr/simclr.ipynb"))
     assert f"n_steps = budget(full={bench['steps']}," in notebook and f"{bench['steps']} steps" in docs
+
+
+# ---- issue 25 §3: lecture 4's InfoNCE view and its fine-tuning table ------------------------------
+
+def test_lecture_4_builds_infonce_once_and_checks_nt_xent_against_the_package():
+    toy = _cell(LECTURE4, "infonce-toy")
+    assert "def info_nce(" in toy and "logsumexp" in toy  # from scratch, not a package call
+    assert "min(mi, math.log(n_cand))" in toy  # the bound I >= log N - L_N and its cap at log N are asserted
+    check = _cell(LECTURE4, "nt-xent-infonce")
+    assert "info_nce(scores, positive)" in check and "torch.allclose(nt_xent_as_info_nce(z1, z2, tau), nt_xent(z1, z2, temperature=tau))" in check
+    text = " ".join(_cell(LECTURE4, "infonce-cpc").split())
+    assert "van den Oord, Li & Vinyals 2018" in text and "I(x; c) \\;\\ge\\; \\log N - \\mathcal{L}_N" in text
+
+
+def test_lecture_4_quotes_the_semi_supervised_tables_with_their_conditions():
+    """SimCLR's Table 7 and BYOL's Table 2: ResNet-50 fine-tuned on 1% / 10% of ImageNet's labels, top-1."""
+    text = " ".join(_cell(LECTURE4, "fine-tuning").split())
+    for quote in ("SimCLR's Table 7", "1% or 10% of ImageNet's labels", "ResNet-50", "**48.3% / 65.6%** top-1",
+                  "**25.4% / 56.4%**", "its Table 2", "**53.2% / 68.8%**"):
+        assert quote in text, quote
+    run = _cell(LECTURE4, "fine-tuning-run")
+    assert "init=simclr_encoder)" in run  # the supervised baseline's own recipe: only the starting weights differ
+    for row in ("| 25.4 / 56.4 |", "| 48.3 / 65.6 |", "| 53.2 / 68.8 |"):
+        assert row in run
+    assert "display(Markdown(f" in _cell(LECTURE4, "fine-tuning-reading")  # the reading is generated from the run
+
+
+def test_simclr_homework_says_what_the_v1_head_measured():
+    """Task 3 accepts SimCLR v1's head (no BatchNorm): the notebook and docs state how its encoders fared against the floors."""
+    bench = _bench("simclr_weights")
+    v1 = list(bench["v1_head_seeds"].values())
+    assert len(v1) >= 2
+    passes = all(r["trained"][k] >= floor for r in v1 for k, floor in bench["floors"].items())
+    docs = (ROOT / "docs" / "assignments.md").read_text()
+    for k in bench["floors"]:
+        assert " / ".join(f"{r['trained'][k]:.1f}" for r in v1) in docs, k
+    (task3,) = [" ".join("".join(c["source"]).split()) for c in _cells("solutions/simclr/simclr.ipynb")
+                if "".join(c["source"]).startswith("## 4. The projection head")]
+    assert "clearly more slowly" not in task3
+    assert ("passed both weights tests" in task3) == passes and "SimCLR v1's" in task3
+
+
+def test_lecture_4_measured_notes_compare_byol_with_simclr_at_the_same_steps():
+    rows = _bench("ssl")["self_linear_probe"]["rows"]
+    byol_steps = int(re.search(r"BYOL_STEPS = budget\(full=(\d+),", _cell(LECTURE4, "6a0cc111")).group(1))
+    byol, simclr = rows[f"byol@{byol_steps}"], rows[f"simclr@{byol_steps}"]
+    notes = " ".join(_cell(LECTURE4, "simclr-doubling").split())
+    assert "BYOL beside SimCLR" in notes
+    if all(byol["gain_points"][n] < simclr["gain_points"][n] for n in byol["gain_points"]):
+        assert "gains less over the random init at both label counts" in notes
+    else:
+        assert "gains less" not in notes
