@@ -69,6 +69,13 @@ class Recipe:
     rampup: float = 0.4        # fraction of the steps the consistency weight ramps up over
     ema_decay: float = 0.99    # Mean Teacher's teacher
     threshold: float = 0.95    # FixMatch's tau
+    lambda_u: float = 1.0      # FixMatch's weight of the unlabeled loss
+    pl_teacher: int = 0        # 1: FixMatch's pseudo-labels come from an EMA teacher (reported), not the student
+    pl_eval: int = 0           # 1: the pseudo-labelling pass runs in eval mode (no dropout)
+    da: int = 0                # 1: distribution alignment (ReMixMatch): q <- normalise(q * uniform / running mean of q)
+    sharpen: float = 0.0       # > 0: soft targets q^(1/T) (T = sharpen) instead of hard pseudo-labels (UDA)
+    strong_view: int = 1       # 0: FixMatch learns its pseudo-label on another weak view instead of a strong one
+    ema_all: int = 0           # 1: every method reports an EMA of its weights (supervised too: Polyak averaging)
 
 
 RECIPE = Recipe()
@@ -94,13 +101,15 @@ def make_head(recipe: Recipe, dim: int, n_classes: int = 10) -> nn.Module:
     return nn.Sequential(nn.Dropout(0.2), nn.Linear(dim, recipe.hidden), nn.ReLU(), nn.Dropout(recipe.dropout), nn.Linear(recipe.hidden, n_classes))
 
 
-def train_head(method: str, recipe: Recipe, lab_views, lab_y, unl_weak, unl_strong, seed: int) -> nn.Module:
+def train_head(method: str, recipe: Recipe, lab_views, lab_y, unl_weak, unl_strong, seed: int, unl_y=None, diag=None) -> nn.Module:
     """The lecture's loop on cached features: lab_views (V, n, d), unl_weak / unl_strong (V, U, d), standardised.
-    Returns the model to evaluate (Mean Teacher: its teacher)."""
+    Returns the model to evaluate (Mean Teacher and FixMatch with ``pl_teacher``: the teacher). ``diag`` (a dict),
+    with ``unl_y``, receives FixMatch's final mask rate and pseudo-label precision (diagnostics only)."""
     seed_everything(seed)
     g = torch.Generator().manual_seed(seed)
     model = make_head(recipe, lab_views.shape[-1])
-    teacher = ema_copy(model) if method == "mean_teacher" else None
+    uses_teacher = method == "mean_teacher" or (method == "fixmatch" and recipe.pl_teacher) or recipe.ema_all
+    teacher = ema_copy(model) if uses_teacher else None
     if recipe.opt == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=0.9, nesterov=True, weight_decay=recipe.wd)
     else:
@@ -108,6 +117,8 @@ def train_head(method: str, recipe: Recipe, lab_views, lab_y, unl_weak, unl_stro
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: math.cos(7 * math.pi * k / (16 * recipe.steps)))
     lab, unl = random_batches(lab_views.shape[1], recipe.batch, g), random_batches(unl_weak.shape[1], recipe.mu * recipe.batch, g)
     pick = lambda views, idx: views[torch.randint(len(views), (len(idx),), generator=g), idx]  # noqa: E731 (a random cached view each)
+    p_avg = None
+    masks, correct = [], []
     for step in range(recipe.steps):
         i = next(lab)
         loss = F.cross_entropy(model(pick(lab_views, i)), lab_y[i])
@@ -123,10 +134,31 @@ def train_head(method: str, recipe: Recipe, lab_views, lab_y, unl_weak, unl_stro
                     target = teacher(unl_weak[b, j])
                 loss = loss + w * mean_teacher_loss(model(unl_weak[a, j]), target)
             elif method == "fixmatch":
+                source = teacher if recipe.pl_teacher else model
                 with torch.no_grad():
-                    logits_weak = model(unl_weak[a, j])
-                loss_u, _ = fixmatch_loss(logits_weak, model(pick(unl_strong, j)), recipe.threshold)
-                loss = loss + loss_u
+                    if recipe.pl_eval:
+                        source.eval()
+                    q = source(unl_weak[a, j]).softmax(dim=1)
+                    source.train()
+                    if recipe.da:
+                        p_avg = q.mean(0) if p_avg is None else 0.99 * p_avg + 0.01 * q.mean(0)
+                        q = q / p_avg
+                        q = q / q.sum(dim=1, keepdim=True)
+                    confidence, hard = q.max(dim=1)
+                    mask = (confidence >= recipe.threshold).float()
+                student_view = pick(unl_strong, j) if recipe.strong_view else unl_weak[b, j]
+                log_p = model(student_view).log_softmax(dim=1)
+                if recipe.sharpen > 0:
+                    target = q ** (1 / recipe.sharpen)
+                    target = target / target.sum(dim=1, keepdim=True)
+                    ce = -(target * log_p).sum(dim=1)
+                else:
+                    ce = -log_p.gather(1, hard[:, None]).squeeze(1)
+                loss = loss + recipe.lambda_u * (mask * ce).mean()
+                if step >= recipe.steps - 100:
+                    masks.append(mask.mean().item())
+                    if unl_y is not None and mask.sum() > 0:
+                        correct.append(((hard == unl_y[j]).float() * mask).sum().item() / mask.sum().item())
             else:
                 raise ValueError(f"unknown method {method!r}")
         opt.zero_grad()
@@ -135,6 +167,9 @@ def train_head(method: str, recipe: Recipe, lab_views, lab_y, unl_weak, unl_stro
         sched.step()
         if teacher is not None:
             ema_update(teacher, model, min(recipe.ema_decay, 1 - 1 / (step + 1)))
+    if diag is not None and masks:
+        diag["mask_rate"] = round(sum(masks) / len(masks), 3)
+        diag["precision"] = round(sum(correct) / len(correct), 3) if correct else None
     return (teacher or model).eval()
 
 
@@ -163,23 +198,27 @@ def features(args) -> tuple[dict[str, torch.Tensor], float]:
     cpu = time.process_time() - start
     mean, std = f["unl_weak"].mean(dim=(0, 1)), f["unl_weak"].std(dim=(0, 1)) + 1e-6  # statistics of unlabeled views: no labels
     f = {k: (v - mean) / std for k, v in f.items()}
-    f["lab_y"], f["eval_y"] = cifar.labels[split.labeled], cifar.labels[holdout]
+    f["lab_y"], f["eval_y"], f["unl_y"] = cifar.labels[split.labeled], cifar.labels[holdout], cifar.labels[unlabeled]  # unl_y: diagnostics
     return f, cpu
 
 
 def table(results: dict[str, Any]) -> str:
     """Lecture 3's measured-notes table: one line per variant, mean over the label draws."""
     rows = results["rows"]
-    labels = results["settings"]["labels"]
-    head = " | ".join(f"{n} labels: sup. / Π / MT / FixMatch (best gain)" for n in labels)
+    labels = sorted({int(n) for row in rows.values() for n in row["mean"]})
+    head = " | ".join(f"{n} labels: sup. / Π / MT / FixMatch (best mean gain; per draw)" for n in labels)
     lines = [f"| change to the recipe | {head} | CPU-s per run |", "|---|" + "---|" * len(labels) + "---|"]
     for name, row in rows.items():
         cells = []
         for n in labels:
-            m = row["mean"][str(n)]
-            best = max(m[k] for k in METHODS[1:]) - m["supervised"]
-            cells.append(" / ".join(f"{m[k]:.1f}" for k in METHODS) + f" ({best:+.1f})")
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['cpu_seconds_per_run']:.0f} |")
+            m, acc = row["mean"].get(str(n), {}), row["accuracy"].get(str(n), {})
+            ssl = [k for k in METHODS[1:] if k in m]
+            best = ""
+            if ssl and "supervised" in m:  # the best method's mean gain, then the best gain of each draw
+                per_draw = [max(acc[k][d] for k in ssl) - acc["supervised"][d] for d in range(len(acc["supervised"]))]
+                best = f" ({max(m[k] for k in ssl) - m['supervised']:+.1f}; per draw " + " / ".join(f"{g:+.1f}" for g in per_draw) + ")"
+            cells.append(" / ".join(f"{m[k]:.1f}" if k in m else "—" for k in METHODS) + best)
+        lines.append(f"| {name} ({row['draws']} draws) | " + " | ".join(cells) + f" | {row['cpu_seconds_per_run']:.0f} |")
     return "\n".join(lines)
 
 
@@ -188,6 +227,7 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=None, help="'recipe' or key=value[+key=value...] (repeatable)")
     parser.add_argument("--labels", default="40,250", help="label counts, comma-separated (subsets of the 250-image labeled pool)")
     parser.add_argument("--draws", type=int, default=3, help="label draws (and training seeds) per label count")
+    parser.add_argument("--methods", default=",".join(METHODS), help="methods to run, comma-separated (a subset of a row's methods)")
     parser.add_argument("--unlabeled", type=int, default=5000, help="unlabeled images with cached views")
     parser.add_argument("--views", type=int, default=2, help="weak and strong views cached per unlabeled image")
     parser.add_argument("--labeled-views", type=int, default=4, help="weak views cached per labeled image")
@@ -203,26 +243,41 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     labels = [int(n) for n in args.labels.split(",")]
     settings = {"encoder": f"EfficientNet-Lite0 (ImageNet), {args.input_size}px, frozen", "unlabeled": args.unlabeled, "views": args.views,
-                "labeled_views": args.labeled_views, "labels": labels, "draws": args.draws, "n_eval": args.n_eval}
+                "labeled_views": args.labeled_views, "n_eval": args.n_eval}
     old = json.loads(path.read_text()) if path.is_file() else {}
     rows = old.get("rows", {}) if old.get("settings") == settings else {}
     f, feature_cpu = features(args)
     print(f"features: {feature_cpu:.0f} CPU-s (a few when the disk cache has them)", flush=True)
+    methods = [m for m in METHODS if m in args.methods.split(",")]
     for name in args.variant or ["recipe"]:
         recipe = parse_variant(name)
-        accs: dict[str, dict[str, list[float]]] = {str(n): {m: [] for m in METHODS} for n in labels}
+        accs: dict[str, dict[str, list[float]]] = {str(n): {m: [] for m in methods} for n in labels}
+        diags: dict[str, list[dict[str, float]]] = {str(n): [] for n in labels}
         start = time.process_time()
         for n in labels:
             for d in range(args.draws):
                 idx = semi_supervised_split(f["lab_y"], n, generator=torch.Generator().manual_seed(5 + d)).labeled
-                for m in METHODS:
-                    model = train_head(m, recipe, f["lab"][:, idx], f["lab_y"][idx], f["unl_weak"], f["unl_strong"], seed=1 + d)
+                for m in methods:
+                    diag: dict[str, float] = {}
+                    model = train_head(m, recipe, f["lab"][:, idx], f["lab_y"][idx], f["unl_weak"], f["unl_strong"], seed=1 + d,
+                                       unl_y=f["unl_y"], diag=diag)
                     with torch.no_grad():
                         accs[str(n)][m].append(round(100 * (model(f["eval"]).argmax(1) == f["eval_y"]).float().mean().item(), 2))
+                    if diag:
+                        diags[str(n)].append(diag)
+                    print(f"  {name} {n} labels draw {d} {m}: {accs[str(n)][m][-1]:.1f} {diag or ''}", flush=True)
         cpu = time.process_time() - start
-        mean = {n: {m: round(sum(v) / len(v), 2) for m, v in a.items()} for n, a in accs.items()}
-        rows[name] = {"recipe": asdict(recipe), "accuracy": accs, "mean": mean,
-                      "cpu_seconds_per_run": round(cpu / (len(labels) * args.draws * len(METHODS)), 1)}
+        old_row = rows.get(name, {})
+        if old_row.get("draws") == args.draws:  # another run of the same row: keep its other label counts and methods
+            for n, a in old_row["accuracy"].items():
+                accs.setdefault(n, {})
+                for m, v in a.items():
+                    accs[n].setdefault(m, v)
+                if not diags.get(n):
+                    diags[n] = old_row.get("fixmatch_diagnostics", {}).get(n, [])
+        mean = {n: {m: round(sum(v) / len(v), 2) for m, v in a.items()} for n, a in sorted(accs.items(), key=lambda kv: int(kv[0]))}
+        rows[name] = {"recipe": asdict(recipe), "draws": args.draws, "accuracy": accs, "mean": mean, "fixmatch_diagnostics": diags,
+                      "cpu_seconds_per_run": round(cpu / (len(labels) * args.draws * len(methods)), 1)}
         for n, m in mean.items():
             print(f"{name}: {n} labels " + ", ".join(f"{k} {v:.1f}" for k, v in m.items()), flush=True)
         payload = {"settings": settings, "feature_cpu_seconds": round(feature_cpu, 1), "target_gain_points": 10.0, "rows": rows}

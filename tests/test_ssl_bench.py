@@ -54,6 +54,7 @@ def test_semi_features_bench_runs(run_bench, tmp_path, monkeypatch):
 @pytest.mark.parametrize(("script", "args", "lecture", "cell_id"), [
     ("ssl_methods.py", ("--table", "semi"), "03_semi_supervised", "semi-from-scratch"),
     ("ssl_methods.py", ("--table", "self"), "04_self_supervised", "simclr-doubling"),
+    ("semi_features.py", ("--table",), "03_semi_supervised", "semi-features-variants"),
 ])
 def test_lectures_show_the_committed_bench_tables(script, args, lecture, cell_id):
     env = {k: v for k, v in os.environ.items() if k != "FSL_BENCH_RESULTS"}  # the committed results
