@@ -52,9 +52,6 @@ def run_bench(tmp_path):
 def graded_course(tmp_path_factory):
     """Every grading test's submissions in one temporary copy of the course, graded once
     (tests/grading/course.py; shared by tests/test_grading_pipeline.py and _adversarial.py)."""
-    import importlib.util
+    from grading import course
 
-    spec = importlib.util.spec_from_file_location("grading_course", Path(__file__).parent / "grading" / "course.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_and_grade(tmp_path_factory.mktemp("course"))
+    return course.build_and_grade(tmp_path_factory.mktemp("course"))

@@ -9,7 +9,6 @@ different correct implementation (full marks); then feedback and grades.csv.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,7 @@ import torch
 from fsl_utils.grading.notebook import fill_solutions, grade_id, read_notebook, solution_sources
 
 
-_spec = importlib.util.spec_from_file_location("grading_assignment", Path(__file__).parent / "grading" / "assignment.py")
-shared = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(shared)
+from grading import assignment as shared
 
 ASSIGNMENT = "maml"
 SOURCE, WEIGHTS, RELEASE = shared.files(ASSIGNMENT)

@@ -14,7 +14,6 @@ cells listed for it, and the submission's failing cells must be exactly their un
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,7 @@ import torch
 from fsl_utils.grading.notebook import fill_solutions, solution_sources
 
 
-_spec = importlib.util.spec_from_file_location("grading_assignment", Path(__file__).parent / "grading" / "assignment.py")
-shared = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(shared)
+from grading import assignment as shared
 
 ASSIGNMENT = "simclr"
 SOURCE, WEIGHTS, RELEASE = shared.files(ASSIGNMENT)

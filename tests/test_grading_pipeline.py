@@ -7,26 +7,18 @@ the ``graded_course`` fixture) -> generate_feedback -> export grades.csv.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from fsl_utils.grading.notebook import fill_solutions
+from grading import assignment as shared
+from grading import cases
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"grading_{name}", Path(__file__).parent / "grading" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cases, shared = _load("cases"), _load("assignment")
 
 ASSIGNMENT = "protonet"
 MAX_SCORE = 25.0  # 20 autograded + 5 manual

@@ -4,7 +4,7 @@ that must never leak, and the checks every assignment's pipeline test makes.
 
 Used by tests/test_assignment_maml.py, tests/test_assignment_simclr.py, tests/grading/course.py
 (the protonet batch of the ``graded_course`` fixture) and tests/test_grading_pipeline.py; the
-checks specific to an assignment stay in its test file. Loaded by file path (tests/ is no package).
+checks specific to an assignment stay in its test file. Imported as ``from grading import assignment``.
 """
 
 from __future__ import annotations
