@@ -10,7 +10,6 @@ serves tests/test_grading_pipeline.py and tests/test_grading_adversarial.py. The
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -23,6 +22,7 @@ import torch
 from fsl_utils.grading.notebook import fill_solutions, load_reference
 from grading import adversarial, cases
 from grading import assignment as shared
+from grading.assignment import digest
 
 ASSIGNMENT = "protonet"
 #: Per-cell time limit while the test batch is graded (the infinite loops wait for it; generous,
@@ -31,11 +31,6 @@ CELL_TIMEOUT = 120
 
 
 JOBS = shared.JOBS
-
-
-def digest(folder: Path) -> dict[str, str]:
-    """sha256 of every file under ``folder``."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def submit(root: Path, student: str, notebook: dict | Path, weights: Path | None) -> Path:
