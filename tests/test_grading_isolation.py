@@ -6,7 +6,6 @@ tests/test_grading_nonroot.py (as an ordinary user)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -26,9 +25,7 @@ from fsl_utils.check import MAX_SUBMITTED_BYTES
 from fsl_utils.grading.intake import take_in
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("grading_assignment", Path(__file__).parent / "grading" / "assignment.py")
-shared = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(shared)
+from grading import assignment as shared
 
 
 # -- intake: submissions are data --------------------------------------------------------------
