@@ -30,7 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+#: Written into every release (fsl_utils.grading.release): the grade cells' hashes and what a
+#: submission must contain.
 MANIFEST = "manifest.json"
+#: Largest file a student may submit beside the notebook (e.g. trained weights); the release
+#: manifest records it, the grader refuses larger files, the hidden tests check the weights' size.
+MAX_SUBMITTED_BYTES = 2 * 1024 * 1024
 _SKIP_FALSE = re.compile(r"^\s*skip_training\s*=\s*False\b", re.MULTILINE)
 
 
@@ -147,7 +152,7 @@ def check_files(folder: Path, manifest: dict[str, Any], report: Report) -> None:
         if not path.is_file():
             report.problems.append(f"{fname} is missing: train with skip_training = False (it is saved beside the notebook) and submit it.")
             continue
-        size, limit = path.stat().st_size, manifest.get("max_file_bytes", 2 * 2**20)
+        size, limit = path.stat().st_size, manifest.get("max_file_bytes", MAX_SUBMITTED_BYTES)
         if size > limit:
             report.problems.append(f"{fname} is {size / 2**20:.1f} MB (limit {limit / 2**20:.0f} MB): save only model.state_dict().")
             continue

@@ -1,4 +1,4 @@
-"""Device selection, mixed precision and DataLoader settings in one place.
+"""Device selection in one place.
 
 Notebooks call :func:`get_device` once; library functions take ``device=None`` and
 fall back to the model's device; tensors move with ``.to(device)``, never a hard-coded CUDA call.
@@ -6,10 +6,8 @@ fall back to the model's device; tensors move with ``.to(device)``, never a hard
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
-from typing import Any, ContextManager
 
 import torch
 
@@ -56,66 +54,11 @@ def get_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
-    """The reduced-precision dtype worth using on ``device``, or None for full precision.
-
-    bf16 on CUDA GPUs that support it (Ampere and newer), fp16 on older CUDA GPUs and on
-    MPS, and None on the CPU (CPU autocast rarely speeds up these small convnets).
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "mps":
-        return torch.float16
-    return None
-
-
-def autocast(device: torch.device | str, enabled: bool = True) -> ContextManager[Any]:
-    """Mixed-precision context for forward passes; a no-op on the CPU.
-
-    Example:
-        >>> with autocast(device):
-        ...     logits = model(x)
-    """
-    dtype = autocast_dtype(device) if enabled else None
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
-
-
-def grad_scaler(device: torch.device | str) -> torch.amp.GradScaler:
-    """A GradScaler that is active only where autocast uses fp16 (bf16 needs none)."""
-    device = torch.device(device)
-    enabled = autocast_dtype(device) == torch.float16 and device.type == "cuda"
-    return torch.amp.GradScaler(device.type if enabled else "cpu", enabled=enabled)
-
-
-def dataloader_kwargs(device: torch.device | str, num_workers: int | None = None) -> dict[str, Any]:
-    """Keyword arguments for ``torch.utils.data.DataLoader`` suited to ``device``.
-
-    Pinned memory and background workers only pay off when batches travel to a GPU;
-    on the CPU (and in notebooks, where worker processes are fragile) loading stays in
-    the main process.
-
-    Args:
-        device: where the batches go.
-        num_workers: override the number of worker processes.
-
-    Returns:
-        A dict with ``pin_memory``, ``num_workers`` and, with workers,
-        ``persistent_workers``.
-    """
-    device = torch.device(device)
-    if num_workers is None:
-        num_workers = min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
-    kwargs: dict[str, Any] = {"pin_memory": device.type == "cuda", "num_workers": num_workers}
-    if num_workers > 0:
-        kwargs["persistent_workers"] = True
-    return kwargs
-
-
 def describe_device(device: torch.device | str | None = None) -> str:
-    """One line for a notebook's first cell: device, its name, precision and torch version."""
+    """One line for a notebook's first cell: device, its name, precision and torch version.
+
+    Every training loop of the course runs in float32 on every device: its networks are small
+    enough that mixed precision would save little and add a GradScaler to each loop."""
     device = torch.device(device) if device is not None else get_device()
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
@@ -125,6 +68,4 @@ def describe_device(device: torch.device | str | None = None) -> str:
         what = f"mps (Apple {platform.machine()})"
     else:
         what = f"cpu ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"
-    dtype = autocast_dtype(device)
-    precision = f"autocast {str(dtype).removeprefix('torch.')}" if dtype else "float32"
-    return f"device: {what}, {precision}, torch {torch.__version__}"
+    return f"device: {what}, float32, torch {torch.__version__}"

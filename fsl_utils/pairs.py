@@ -76,11 +76,6 @@ class PairSampler(InMemorySampler):
 
     _unit = "batches"
 
-    @property
-    def n_batches(self) -> int | None:
-        """Batches per iteration (None: endless)."""
-        return self.n_draws
-
     def _as_float(self, x: torch.Tensor) -> torch.Tensor:
         x = as_float_items(x, batch_dims=1)
         return self.transform(x) if self.transform is not None else x

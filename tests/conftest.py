@@ -50,11 +50,28 @@ def run_bench(tmp_path):
 
 @pytest.fixture(scope="session")
 def graded_course(tmp_path_factory):
-    """Every grading test's submissions in one temporary copy of the course, graded once
-    (tests/grading/course.py; shared by tests/test_grading_pipeline.py and _adversarial.py)."""
-    import importlib.util
+    """Every protonet grading test's submissions in one temporary copy of the course, graded once
+    (tests/grading/course.py; shared by tests/test_grading_pipeline.py, test_assignment_protonet.py,
+    test_grading_adversarial.py, test_grading_restore.py, test_term.py, test_formgrader.py and
+    test_grading_browser.py)."""
+    from grading import course
 
-    spec = importlib.util.spec_from_file_location("grading_course", Path(__file__).parent / "grading" / "course.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_and_grade(tmp_path_factory.mktemp("course"))
+    return course.build_and_grade(tmp_path_factory.mktemp("course"))
+
+
+@pytest.fixture(scope="session")
+def graded_maml(tmp_path_factory):
+    """The maml submissions (tests/grading/maml.py) in a temporary copy of the course, graded once
+    in one sandboxed batch (tests/test_grading_pipeline.py)."""
+    from grading import assignment, maml
+
+    return assignment.graded_course(tmp_path_factory.mktemp("maml_course"), maml.ASSIGNMENT, maml.submissions)
+
+
+@pytest.fixture(scope="session")
+def graded_simclr(tmp_path_factory):
+    """The simclr submissions (tests/grading/simclr.py) in a temporary copy of the course, graded
+    once in one sandboxed batch (tests/test_grading_pipeline.py, test_assignment_simclr.py)."""
+    from grading import assignment, simclr
+
+    return assignment.graded_course(tmp_path_factory.mktemp("simclr_course"), simclr.ASSIGNMENT, simclr.submissions)

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from fsl_utils import budget, describe_device, get_device, is_fast, seed_everything
-from fsl_utils.device import autocast, autocast_dtype, dataloader_kwargs, grad_scaler
 
 
 @pytest.mark.parametrize("value,expected", [("1", True), ("true", True), ("0", False), ("", False), ("no", False)])
@@ -42,28 +41,6 @@ def test_get_device_rejects_unknown_names(monkeypatch, bad):
 def test_get_device_unavailable_cuda_is_a_clear_error():
     with pytest.raises(ValueError, match="CUDA is not available"):
         get_device("cuda")
-
-
-def test_autocast_is_noop_on_cpu():
-    assert autocast_dtype("cpu") is None
-    with autocast("cpu"):
-        y = torch.ones(2, 2) @ torch.ones(2, 2)
-    assert y.dtype == torch.float32
-    assert not grad_scaler("cpu").is_enabled()
-
-
-def test_autocast_dtype_on_accelerators(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert autocast_dtype("cuda") == torch.bfloat16
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert autocast_dtype("cuda") == torch.float16
-    assert autocast_dtype("mps") == torch.float16
-
-
-def test_dataloader_kwargs_by_device():
-    assert dataloader_kwargs("cpu") == {"pin_memory": False, "num_workers": 0}
-    gpu = dataloader_kwargs("cuda")
-    assert gpu["pin_memory"] and gpu["num_workers"] >= 1 and gpu["persistent_workers"]
 
 
 def test_describe_device_is_one_line():

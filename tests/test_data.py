@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -54,18 +53,26 @@ def test_vinyals_train_and_test_share_no_character():
     assert len(load_omniglot("vinyals/test", rotations=False).class_names) == 1692 // 4
 
 
-def test_omniglot_image_size_and_cache_speed(private_cache):
-    start = time.perf_counter()
+def test_omniglot_image_size_and_cache_hit(private_cache, monkeypatch):
+    """The first load decodes every PNG and writes one cache file; the second reads that file
+    and decodes nothing (counted calls, not timings)."""
+    import PIL.Image
+
+    opened, loaded = [], []
+    real_open, real_load = PIL.Image.open, torch.load
+    monkeypatch.setattr(PIL.Image, "open", lambda f, *a, **k: opened.append(f) or real_open(f, *a, **k))
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: loaded.append(Path(f)) or real_load(f, *a, **k))
     first = load_omniglot("evaluation", image_size=20)
-    cold = time.perf_counter() - start
-    start = time.perf_counter()
+    assert len(opened) == 659 * 20, "the first load decodes every drawing"
+    (cache_file,) = private_cache.glob("omniglot-evaluation-20px-*.pt")
+    assert loaded == []
+    opened.clear()
     second = load_omniglot("evaluation", image_size=20)
-    warm = time.perf_counter() - start
+    assert opened == [], f"the cached load decoded {len(opened)} PNG files again"
+    assert loaded == [cache_file], f"the cached load read {loaded}, not the cache file {cache_file}"
     assert first.images.shape == (659, 20, 20, 20)
     assert torch.equal(first.images, second.images) and first.class_names == second.class_names
     assert len(list(private_cache.glob("omniglot-evaluation-20px-*.pt"))) == 1
-    print(f"cold load {cold:.1f} s, cached load {warm:.3f} s")
-    assert warm < cold
 
 
 def test_corrupt_cache_is_rebuilt(private_cache):

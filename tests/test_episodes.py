@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fsl_utils import seed_everything
-from fsl_utils.data import ClassImages, Episode, EpisodeSampler, IndexEpisodeSampler
+from fsl_utils.data import ClassImages, Episode, EpisodeSampler
 
 
 def fake_classes(n_classes=12, per_class=20, size=6) -> ClassImages:
@@ -111,37 +111,6 @@ def test_bad_n_episodes_and_bad_data():
         EpisodeSampler(torch.zeros(5, 5), 2, 1, 1)
     with pytest.raises(TypeError, match="endless"):
         len(EpisodeSampler(fake_classes(), 5, 1, 1))
-
-
-def test_index_sampler_with_dataloader():
-    labels = torch.arange(30).repeat_interleave(7)[torch.randperm(210, generator=torch.Generator().manual_seed(0))]
-    labels = torch.cat([labels, torch.full((3,), 99)])  # a class too small to be sampled
-    dataset = [(torch.tensor([float(i)]), int(y)) for i, y in enumerate(labels)]
-    sampler = IndexEpisodeSampler(labels, n_way=5, k_shot=2, n_query=5, n_episodes=20, generator=torch.Generator().manual_seed(3))
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=sampler.collate)
-    episodes = list(loader)
-    assert len(episodes) == 20 == len(sampler)
-    for ep in episodes:
-        s_idx, q_idx = ep.support_x[:, 0].long(), ep.query_x[:, 0].long()
-        assert 99 not in ep.class_ids.tolist()
-        assert torch.equal(labels[s_idx], ep.class_ids[ep.support_y])
-        assert torch.equal(labels[q_idx], ep.class_ids[ep.query_y])
-        assert not set(s_idx.tolist()) & set(q_idx.tolist())
-        assert len(set(ep.class_ids.tolist())) == 5
-    again = list(torch.utils.data.DataLoader(
-        dataset,
-        batch_sampler=IndexEpisodeSampler(labels, 5, 2, 5, 20, generator=torch.Generator().manual_seed(3)),
-        collate_fn=sampler.collate,
-    ))
-    assert all(torch.equal(a.support_x, b.support_x) for a, b in zip(episodes, again))
-
-
-def test_index_sampler_errors():
-    labels = torch.arange(4).repeat_interleave(5)
-    with pytest.raises(ValueError, match="only 0 of the 4 classes"):
-        IndexEpisodeSampler(labels, 2, 3, 3, n_episodes=1)
-    with pytest.raises(ValueError, match="needs n_episodes"):
-        IndexEpisodeSampler(labels, 2, 1, 1, n_episodes=None)
 
 
 @pytest.mark.parametrize("k,q", [(1, 1), (2, 3)])

@@ -12,10 +12,7 @@ from fsl_utils.data import ClassImages, EpisodeSampler
 from fsl_utils.episodic import History, episode_loss, split_alphabets, train, train_episodic
 from fsl_utils.evaluate import evaluate
 from fsl_utils.methods import PrototypicalNetworks
-
-
-def rng(seed=0):
-    return torch.Generator().manual_seed(seed)
+from seeds import rng
 
 
 def hidden_signal_data(n_classes=40, per_class=12, seed=0):

@@ -14,7 +14,6 @@ the reason and FAILS when ``CI`` is set.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import re
 import time
 from pathlib import Path
@@ -28,14 +27,7 @@ SCORE, COMMENT = 4, "Right idea: w_k = 2 c_k. The bias b_k = -|c_k|^2 is missing
 STUDENT, OTHER = "reference", "sum_not_mean"
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"grading_{name}", Path(__file__).parent / "grading" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-term = _load("term")
+from grading import term
 
 
 def _manual_grade(root: Path, student: str) -> tuple[float | None, str | None]:

@@ -10,7 +10,6 @@ gives the same grades.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import re
@@ -23,17 +22,8 @@ from fsl_utils.grading.notebook import read_notebook
 from fsl_utils.grading.pipeline import autograde_each, nbgrader
 from fsl_utils.grading.sandbox import HOME
 
-_dir = Path(__file__).parent / "grading"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"grading_{name}", _dir / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cases, adversarial, course, shared = _load("cases"), _load("adversarial"), _load("course"), _load("assignment")
+from grading import adversarial, cases, course
+from grading import assignment as shared
 ASSIGNMENT = "protonet"
 
 

@@ -15,24 +15,13 @@ is set (.ci/run installs Chromium).
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 
 
 from browser.lab import chromium_page, jupyter_lab, require_browser
 
-_dir = Path(__file__).parent / "grading"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"grading_{name}", _dir / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-adversarial = _load("adversarial")
+from grading import adversarial
 ASSIGNMENT, STUDENT = "protonet", "script_in_submission"
 SHOTS = Path(__file__).resolve().parents[1] / "build" / "browser"
 

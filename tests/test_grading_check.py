@@ -3,7 +3,6 @@ reported with a fix, and a good submission passes (including a real top-to-botto
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -17,9 +16,7 @@ import torch
 from fsl_utils.check import check
 from fsl_utils.grading.notebook import fill_solutions, grade_id
 
-_spec = importlib.util.spec_from_file_location("grading_cases", Path(__file__).parent / "grading" / "cases.py")
-cases = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cases)
+from grading import cases
 
 
 def _folder(tmp_path: Path, nb: dict | None = None, weights: bool = True) -> Path:

@@ -5,7 +5,6 @@ The full nbgrader flow is in test_grading_pipeline.py.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -15,33 +14,8 @@ import torch
 
 from fsl_utils.grading import HiddenTestError, LocalProbe, load_hidden_tests, run_hidden_test
 from fsl_utils.grading.notebook import load_reference
-
-_spec = importlib.util.spec_from_file_location("grading_cases", Path(__file__).parent / "grading" / "cases.py")
-cases = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cases)
-
-HIDDEN = load_hidden_tests("protonet", cases.ROOT)
-CODE_TESTS = ("prototypes", "distances", "logits", "encoder", "loss")
-
-
-def run_cell(source: str, ns: dict) -> None:
-    """Execute ``source`` like a notebook cell (its source stays readable by ``inspect``)."""
-    import linecache
-
-    name = f"<cell-{abs(hash(source))}>"
-    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
-    exec(compile(source, name, "exec"), ns)
-
-
-def namespace(mutant: str | None = None) -> dict:
-    """The notebook's globals after running the setup cell and the (mutated) answers."""
-    ns: dict = {"__name__": "__main__"}
-    nb_setup = load_reference(cases.SOURCE)  # imports the setup cell defines
-    ns.update(vars(nb_setup))
-    for source in cases.answers(mutant).values():
-        run_cell(source, ns)
-    return ns
-
+from grading import cases
+from grading.hidden import CODE_TESTS, HIDDEN, MESSAGES, SSL_FORBIDDEN, forbidding_module, namespace, run_cell, ssl_namespace
 
 @pytest.fixture(scope="module")
 def reference() -> dict:
@@ -70,17 +44,6 @@ def test_any_correct_implementation_passes():
     )
     for test in CODE_TESTS:
         HIDDEN.TESTS[test](LocalProbe(ns))
-
-
-MESSAGES = {
-    "sum_not_mean": ("prototypes", "sum of each class"),
-    "labels_assumed_sorted": ("prototypes", "sorted by label"),
-    "euclidean_not_squared": ("distances", "do not take the square root"),
-    "distances_wrong_sign": ("logits", "wrong sign"),
-    "softmax_wrong_dim": ("loss", "softmax over classes"),
-    "prototypes_from_query": ("loss", "support set"),
-    "three_conv_blocks": ("encoder", "4 convolution layers"),
-}
 
 
 @pytest.mark.parametrize("mutant", sorted(MESSAGES))
@@ -130,57 +93,28 @@ def test_borrowed_code_is_detected(reference, tmp_path, monkeypatch):
             run_hidden_test("protonet", "prototypes", ns)
 
 
-def _forbidding_module(forbidden: tuple[str, ...] | None):
-    """A hidden-tests module with one check ``t`` that calls the student's ``f``, and ``FORBIDDEN``."""
-    import types
-
-    module = types.ModuleType("hidden_forbidding")
-    module.TESTS = {"t": lambda probe: probe.call("f", np.ones((2, 3), np.float32), np.zeros((2, 3), np.float32))}
-    if forbidden is not None:
-        module.FORBIDDEN = forbidden
-    return module
-
-
-SSL_FORBIDDEN = ("fsl_utils.ssl.losses", "fsl_utils.ssl.evaluation:linear_probe")
-
-
-def ssl_namespace() -> dict:
-    """``f`` borrows fsl_utils.ssl's nt_xent, ``g`` its linear_probe, ``h`` uses its (allowed) embed;
-    the given code runs the course's nt_xent outside any check."""
-    ns: dict = {}
-    exec(
-        "import torch\nfrom fsl_utils import ssl\n"
-        "given = ssl.nt_xent(torch.ones(2, 3), torch.ones(2, 3))  # given notebook code, outside the checks\n"
-        "def f(z1, z2):\n    return ssl.nt_xent(z1, z2)\n"
-        "def g(z1, z2):\n    return torch.tensor(ssl.linear_probe(z1, torch.tensor([0, 1]), z1, torch.tensor([0, 1])))\n"
-        "def h(z1, z2):\n    return ssl.embed(torch.nn.Flatten(), torch.zeros(2, 1, 2, 2, dtype=torch.uint8))\n",
-        ns,
-    )
-    return ns
-
-
 def test_forbidden_of_the_hidden_tests_is_passed_to_the_probe():
     """An assignment's ``FORBIDDEN`` (hidden_tests.py) adds packages, modules and single functions to
     the default forbidden list, only for calls made by its checks."""
     from fsl_utils.grading.hidden import run_check
 
     ns = ssl_namespace()
-    run_check(_forbidding_module(None), "t", LocalProbe(ns))  # fsl_utils.ssl is allowed by default
+    run_check(forbidding_module(None), "t", LocalProbe(ns))  # fsl_utils.ssl is allowed by default
     with pytest.raises(HiddenTestError, match="your own code.*losses.py"):
-        run_check(_forbidding_module(SSL_FORBIDDEN), "t", LocalProbe(ns))
+        run_check(forbidding_module(SSL_FORBIDDEN), "t", LocalProbe(ns))
     with pytest.raises(HiddenTestError, match="your own code.*losses.py"):
-        run_check(_forbidding_module(("fsl_utils.ssl",)), "t", LocalProbe(ns))  # a whole package
+        run_check(forbidding_module(("fsl_utils.ssl",)), "t", LocalProbe(ns))  # a whole package
     ns["f"] = ns["g"]  # a forbidden function of a module ...
     with pytest.raises(HiddenTestError, match=r"evaluation.py:linear_probe"):
-        run_check(_forbidding_module(SSL_FORBIDDEN), "t", LocalProbe(ns))
+        run_check(forbidding_module(SSL_FORBIDDEN), "t", LocalProbe(ns))
     ns["f"] = ns["h"]  # ... whose other functions stay allowed
-    run_check(_forbidding_module(SSL_FORBIDDEN), "t", LocalProbe(ns))
+    run_check(forbidding_module(SSL_FORBIDDEN), "t", LocalProbe(ns))
     # the default list still applies, and a bad FORBIDDEN is the instructor's error, not the student's
     exec("def f(z1, z2):\n    from easyfsl.methods.utils import compute_prototypes as cp\n    return cp(z1, torch.tensor([0, 1]))\n", ns)
     with pytest.raises(HiddenTestError, match="your own code"):
-        run_check(_forbidding_module(SSL_FORBIDDEN), "t", LocalProbe(ns))
+        run_check(forbidding_module(SSL_FORBIDDEN), "t", LocalProbe(ns))
     with pytest.raises(TypeError, match="FORBIDDEN"):
-        run_check(_forbidding_module("fsl_utils.ssl"), "t", LocalProbe(ssl_namespace()))
+        run_check(forbidding_module("fsl_utils.ssl"), "t", LocalProbe(ssl_namespace()))
 
 
 def test_forbidden_modules_count_in_encoder_reports():

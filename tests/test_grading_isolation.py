@@ -6,7 +6,6 @@ tests/test_grading_nonroot.py (as an ordinary user)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -20,14 +19,13 @@ import pytest
 from nbformat.notebooknode import NotebookNode
 from nbgrader.utils import determine_grade
 
+from fsl_utils.check import MAX_SUBMITTED_BYTES
 from fsl_utils.grading import isolation, sandbox, stubs
 from fsl_utils.grading.execute import score_on_errors
-from fsl_utils.grading.intake import MAX_FILE_BYTES, take_in
+from fsl_utils.grading.intake import take_in
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("grading_assignment", Path(__file__).parent / "grading" / "assignment.py")
-shared = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(shared)
+from grading import assignment as shared
 
 
 # -- intake: submissions are data --------------------------------------------------------------
@@ -44,7 +42,7 @@ def _submission(tmp_path: Path) -> tuple[Path, Path]:
     os.link(outside, sub / "hard.txt")
     os.mkfifo(sub / "pipe")
     socket.socket(socket.AF_UNIX).bind(str(sub / "socket"))
-    (sub / "big.pt").write_bytes(b"0" * (MAX_FILE_BYTES + 1))
+    (sub / "big.pt").write_bytes(b"0" * (MAX_SUBMITTED_BYTES + 1))
     return sub, outside
 
 

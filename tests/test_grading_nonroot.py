@@ -10,7 +10,6 @@ When the tests already run as an ordinary user, the same grading runs as that us
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import pwd
@@ -26,9 +25,7 @@ from fsl_utils.grading.notebook import fill_solutions, solution_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 USER = "fsl-grader-t23"
-_spec = importlib.util.spec_from_file_location("grading_assignment", Path(__file__).parent / "grading" / "assignment.py")
-shared = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(shared)
+from grading import assignment as shared
 
 BOMB = """
 import os as _os, pwd as _pwd, time as _time

@@ -1,95 +1,105 @@
-"""The whole nbgrader flow on a temporary copy of the course, through the real nbgrader
-(``fsl_utils.grading.pipeline``, what ``make release`` and ``make grade`` run): generate
-the release -> submit the reference, the untouched release and typical wrong
-implementations -> autograde (one sandboxed batch, shared with the adversarial tests via
-the ``graded_course`` fixture) -> generate_feedback -> export grades.csv.
+"""The whole nbgrader flow of every assignment on a temporary copy of the course, through the real
+nbgrader (``fsl_utils.grading.pipeline``, what ``make release`` and ``make grade`` run): generate
+the release -> submit the reference, the untouched release, untrained weights and typical wrong
+implementations (and a different correct one) -> autograde in one sandboxed batch ->
+generate_feedback -> export grades.csv.
+
+The checks every assignment gets, parametrised over protonet, maml and simclr; each batch is
+graded once per session (the ``graded_course``, ``graded_maml`` and ``graded_simclr`` fixtures of
+tests/conftest.py; the protonet batch also holds the hostile submissions of
+tests/test_grading_adversarial.py). What each assignment expects is its ``PIPELINE``
+(tests/grading/cases.py, maml.py, simclr.py); the checks specific to one assignment are in
+tests/test_assignment_<name>.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-from fsl_utils.grading.notebook import fill_solutions
+from grading import assignment as shared
+from grading import cases, maml, simclr
+
+PIPELINES: dict[str, shared.Pipeline] = {p.assignment: p for p in (cases.PIPELINE, maml.PIPELINE, simclr.PIPELINE)}
+
+every_assignment = pytest.mark.parametrize("assignment", list(PIPELINES))
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"grading_{name}", Path(__file__).parent / "grading" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def pipeline(assignment: str) -> shared.Pipeline:
+    return PIPELINES[assignment]
 
 
-cases, shared = _load("cases"), _load("assignment")
-
-ASSIGNMENT = "protonet"
-MAX_SCORE = 25.0  # 20 autograded + 5 manual
-STUDENTS = ["reference", "untouched_release", "untrained_weights", *cases.MUTANTS]
-
-
-def hidden_secrets() -> set[str]:
-    """Distinctive lines of the hidden tests (hidden regions and hidden_tests.py), all of them."""
-    return shared.hidden_secrets(cases.SOURCE, cases.ROOT / "solutions" / ASSIGNMENT / "hidden_tests.py", except_shown=False)
+@pytest.fixture
+def graded(pipeline: shared.Pipeline, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The assignment's graded batch (a session fixture: graded once, whichever test asks first)."""
+    return request.getfixturevalue(pipeline.fixture)
 
 
-def test_committed_release_is_in_sync(graded_course):
-    """Fails when solutions/ changed but `make release` was not run (and committed)."""
-    shared.assert_release_in_sync(graded_course["released"], cases.RELEASE, ASSIGNMENT, manifest=False)  # (manifest: below)
+@every_assignment
+def test_points_table_matches_the_notebook(pipeline):
+    shared.assert_points_table(pipeline.source, pipeline.points, pipeline.autograded, pipeline.manual)
 
 
-def test_release_has_no_hidden_tests_solutions_or_weights(graded_course):
-    folder = graded_course["released"].parent
-    shared.assert_release_contents(graded_course["released"], hidden_secrets(),
-                                   markers=("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "one_hot.T @ embeddings", "run_hidden_test"))
-    assert json.loads((folder / "manifest.json").read_text()) == json.loads((cases.RELEASE.parent / "manifest.json").read_text()), "stale manifest: run `make release`"
+@every_assignment
+def test_committed_release_is_in_sync(pipeline, graded):
+    """Fails when solutions/ changed but `make release` was not run (and committed): cells and manifest."""
+    shared.assert_release_in_sync(graded["released"], pipeline.committed, pipeline.assignment)
 
 
-@pytest.mark.parametrize("student", STUDENTS)
-def test_scores_in_grades_csv(graded_course, student):
-    row = shared.read_grades(graded_course["root"])[student]
-    expected = graded_course["expected"][student]
-    assert float(row["max_score"]) == MAX_SCORE
+@every_assignment
+def test_release_has_no_hidden_tests_solutions_or_weights(pipeline, graded):
+    shared.assert_release_contents(graded["released"], pipeline.secrets(), pipeline.release_markers, list(pipeline.required_files))
+
+
+@every_assignment
+def test_the_batch_holds_every_case(pipeline, graded):
+    """Every submission of the batch is checked here (its typical cases) or by another test."""
+    assert set(graded["expected"]) == set(pipeline.students) | pipeline.other_students, (
+        f"submissions {sorted(graded['expected'])}, expected {sorted(set(pipeline.students) | pipeline.other_students)}")
+
+
+@pytest.mark.parametrize("assignment, student", [(a, s) for a, p in PIPELINES.items() for s in p.students])
+def test_scores_in_grades_csv(pipeline, graded, student):
+    row = shared.read_grades(graded["root"])[student]
+    expected = graded["expected"][student]
+    assert float(row["max_score"]) == pipeline.max_score, f"{student}: max_score {row['max_score']}, not {pipeline.max_score}"
     assert float(row["raw_score"]) == expected, f"{student}: got {row['raw_score']}, expected {expected}"
 
 
-def test_every_test_cell_scores_as_expected(graded_course):
-    """Per cell, not only the sum: each mistake fails exactly the cells cases.py names."""
-    shared.assert_failing_cells(graded_course["root"], ASSIGNMENT, {student: failing for student, (_, _, failing) in cases.MUTANTS.items()})
+@every_assignment
+def test_every_mistake_fails_exactly_its_cells(pipeline, graded):
+    """Per cell, not only the sum: each case fails exactly the test cells its cases module names."""
+    shared.assert_failing_cells(graded["root"], pipeline.assignment, pipeline.failing)
 
 
-def test_feedback_never_shows_hidden_tests(graded_course):
-    pages = shared.feedback_pages(graded_course["root"], ASSIGNMENT)
-    not_graded = set(json.loads((graded_course["root"] / "grading" / "not_graded.json").read_text()))
-    graded = set(graded_course["expected"]) - not_graded - {"wrong_assignment"}
-    assert {p.parent.parent.name for p in pages} >= graded, "every graded submission gets feedback"
-    shared.assert_feedback_hides(pages, hidden_secrets(), markers=("Traceback (most recent call last)", "run_hidden_test", "BEGIN HIDDEN TESTS"))
-    for page in pages:
-        html = page.read_text(errors="replace")
-        own = (graded_course["root"] / "grading" / "submitted" / page.parent.parent.name / ASSIGNMENT / "protonet.ipynb").read_bytes()
-        if b"hidden_tests.py" not in own:  # (hostile submissions name the file in their own code)
-            assert "hidden_tests.py" not in html
+@every_assignment
+def test_feedback_never_shows_hidden_tests(pipeline, graded):
+    """Every graded submission gets feedback (and only submissions do); no page shows a hidden test
+    line or any of the assignment's markers."""
+    root, assignment = graded["root"], pipeline.assignment
+    pages = shared.feedback_pages(root, assignment)
+    got = {p.parent.parent.name for p in pages}
+    not_graded = set(json.loads((root / "grading" / "not_graded.json").read_text()))
+    assert not not_graded & set(pipeline.students), f"typical cases not graded: {sorted(not_graded & set(pipeline.students))}"
+    want = set(graded["expected"]) - not_graded - {"wrong_assignment"}  # (a hostile case of the protonet batch)
+    assert got >= want, f"every graded submission gets feedback: none for {sorted(want - got)}"
+    assert got <= set(graded["expected"]), f"feedback for students who submitted nothing: {sorted(got - set(graded['expected']))}"
+    shared.assert_feedback_hides(pages, pipeline.secrets(), pipeline.feedback_markers)
 
 
-def test_feedback_explains_what_failed(graded_course):
-    feedback = graded_course["root"] / "grading" / "feedback"
-    html = (feedback / "sum_not_mean" / ASSIGNMENT / "protonet.html").read_text()
-    assert "sum of each class" in html
-    html = (feedback / "untrained_weights" / ASSIGNMENT / "protonet.html").read_text()
-    assert "5-way 5-shot" in html and "at least" in html
+@every_assignment
+def test_feedback_explains_what_failed(pipeline, graded):
+    feedback = graded["root"] / "grading" / "feedback"
+    for student, phrases in pipeline.explanations.items():
+        html = (feedback / student / pipeline.assignment / f"{pipeline.assignment}.html").read_text(errors="replace")
+        for phrase in phrases:
+            assert phrase in html, f"{student}: the feedback does not say {phrase!r}"
 
 
-def test_student_can_validate_the_filled_release(graded_course, tmp_path):
-    """The student's view: fill in the release, train (here: the reference weights), validate."""
-    answer = "$-\\|z - c_k\\|^2 = 2 c_k^T z - \\|c_k\\|^2 - \\|z\\|^2$; the last term is the same for all classes: w_k = 2 c_k, b_k = -|c_k|^2."
-    (tmp_path / "protonet.ipynb").write_text(json.dumps(fill_solutions(graded_course["released"], {**cases.answers(), "linear_classifier_answer": answer})))
-    # nbgrader's default of 30 s per cell is too short for a busy machine (a laptop is faster)
-    (tmp_path / "nbgrader_config.py").write_text("c = get_config()  # noqa: F821\nc.Execute.timeout = 600\n")
-    shutil.copy(cases.WEIGHTS, tmp_path / "protonet.pt")
-    out = subprocess.run([sys.executable, "-m", "nbgrader", "validate", "protonet.ipynb"], cwd=tmp_path, capture_output=True, text=True, timeout=1800)
-    assert "Success! Your notebook passes all the tests." in out.stdout, out.stdout[-3000:] + out.stderr[-3000:]
+@every_assignment
+def test_grading_leaves_solutions_unchanged(graded):
+    after = shared.digest(graded["root"] / "solutions")
+    assert after == graded["before"]["solutions"], f"grading changed solutions/: {sorted(set(after.items()) ^ set(graded['before']['solutions'].items()))}"

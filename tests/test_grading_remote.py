@@ -8,8 +8,6 @@ verdict of the remote path can be compared with the local one.
 from __future__ import annotations
 
 import ast
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,11 +16,7 @@ from fsl_utils.grading import HiddenTestError, LocalProbe
 from fsl_utils.grading.execute import hidden_calls
 from fsl_utils.grading.hidden import run_check
 from fsl_utils.grading.remote import MIME, KernelError, NoAnswer, RemoteProbe, pack, serve, unpack
-
-_spec = importlib.util.spec_from_file_location("grading_test_hidden", Path(__file__).parent / "test_grading_hidden.py")
-hidden_tests_module = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(hidden_tests_module)
-namespace, HIDDEN, CODE_TESTS = hidden_tests_module.namespace, hidden_tests_module.HIDDEN, hidden_tests_module.CODE_TESTS
+from grading.hidden import CODE_TESTS, HIDDEN, MESSAGES, SSL_FORBIDDEN, forbidding_module, namespace, run_cell, ssl_namespace
 
 
 def fake_kernel(ns: dict):
@@ -52,9 +46,9 @@ def test_reference_passes_remotely(test):
     run_check(HIDDEN, test, RemoteProbe(fake_kernel(namespace())))
 
 
-@pytest.mark.parametrize("mutant", sorted(hidden_tests_module.MESSAGES))
+@pytest.mark.parametrize("mutant", sorted(MESSAGES))
 def test_mistakes_fail_remotely_with_the_same_message(mutant):
-    failing, message = hidden_tests_module.MESSAGES[mutant]
+    failing, message = MESSAGES[mutant]
     ns = namespace(mutant)
     with pytest.raises(HiddenTestError, match=message) as remote:
         run_check(HIDDEN, failing, RemoteProbe(fake_kernel(ns)))
@@ -65,7 +59,7 @@ def test_mistakes_fail_remotely_with_the_same_message(mutant):
 
 def test_student_exception_is_reported_with_its_own_lines():
     ns = namespace()
-    hidden_tests_module.run_cell("def compute_prototypes(embeddings, labels, n_way):\n    raise ValueError('oops')\n", ns)
+    run_cell("def compute_prototypes(embeddings, labels, n_way):\n    raise ValueError('oops')\n", ns)
     with pytest.raises(HiddenTestError, match="your code raised ValueError: oops") as info:
         run_check(HIDDEN, "prototypes", RemoteProbe(fake_kernel(ns)))
     assert "raise ValueError" in str(info.value) and "hidden_tests" not in str(info.value)
@@ -85,13 +79,12 @@ def test_borrowing_and_tampering_are_reported_remotely(monkeypatch):
 
 def test_forbidden_of_the_hidden_tests_reaches_the_kernel():
     """The grader sends the assignment's FORBIDDEN to the kernel's probe (one session per check)."""
-    forbidding, ssl_namespace = hidden_tests_module._forbidding_module, hidden_tests_module.ssl_namespace
-    run_check(forbidding(None), "t", RemoteProbe(fake_kernel(ssl_namespace())))
+    run_check(forbidding_module(None), "t", RemoteProbe(fake_kernel(ssl_namespace())))
     with pytest.raises(HiddenTestError, match="your own code.*losses.py"):
-        run_check(forbidding(hidden_tests_module.SSL_FORBIDDEN), "t", RemoteProbe(fake_kernel(ssl_namespace())))
+        run_check(forbidding_module(SSL_FORBIDDEN), "t", RemoteProbe(fake_kernel(ssl_namespace())))
     ns = ssl_namespace()
     ns["f"] = ns["h"]
-    run_check(forbidding(hidden_tests_module.SSL_FORBIDDEN), "t", RemoteProbe(fake_kernel(ns)))
+    run_check(forbidding_module(SSL_FORBIDDEN), "t", RemoteProbe(fake_kernel(ns)))
 
 
 def test_missing_or_garbled_answers_fail_the_test():

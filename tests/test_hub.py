@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import importlib.util
 import json
 import os
 import resource
@@ -52,14 +51,7 @@ ROSTER = f"""id,first_name,last_name,email
 """
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"grading_{name}", Path(__file__).parent / "grading" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cases, term = _load("cases"), _load("term")
+from grading import cases, term
 #: student -> (mistake in the reference answers or None, expected autograded score)
 SUBMISSIONS = {ALICE: (None, 20.0), BOB: ("sum_not_mean", cases.expected_score(cases.MUTANTS["sum_not_mean"][2]))}
 

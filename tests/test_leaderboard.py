@@ -4,7 +4,7 @@ cost measurement, tables and plots."""
 from __future__ import annotations
 
 import math
-import time
+import threading
 
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from fsl_utils.data.containers import ClassImages
-from fsl_utils.cost import measure
+from fsl_utils.cost import measure, resident_bytes
 from fsl_utils.leaderboard import Contender, plot_accuracy_vs_shots, run_leaderboard, table_markdown
 from fsl_utils.leaderboard import episodes as leaderboard_episodes
 from fsl_utils.methods import NearestCentroid
@@ -113,17 +113,57 @@ def test_bad_inputs_are_named():
         run_leaderboard([], {"images": data, "feats": torch.zeros(8, 11, 3)}, "toy", progress=False)
 
 
-def test_measure_sees_time_cpu_and_memory():
+class _Clocks:
+    """Stand-in for the ``time`` module of fsl_utils.cost: each clock returns its values in turn."""
+
+    def __init__(self, perf_counter, process_time):
+        self._wall, self._cpu = iter(perf_counter), iter(process_time)
+
+    def perf_counter(self):
+        return next(self._wall)
+
+    def process_time(self):
+        return next(self._cpu)
+
+
+class _WatchedResidentMemory:
+    """``resident_bytes`` of fsl_utils.cost, watched: ``grown`` is set once a reading is at least
+    ``threshold`` bytes above the first one (the baseline ``measure`` takes on entering)."""
+
+    def __init__(self, threshold):
+        self.threshold, self.first, self.grown = threshold, None, threading.Event()
+
+    def __call__(self):
+        now = resident_bytes()
+        if self.first is None:
+            self.first = now
+        elif now is not None and now - self.first >= self.threshold:
+            self.grown.set()
+        return now
+
+
+def test_measure_sees_time_cpu_and_memory(monkeypatch):
+    import fsl_utils.cost
+
+    # wall time from the wall clock, CPU time from the process's CPU clock (0.2 s waited, 0.01 s computed)
+    monkeypatch.setattr(fsl_utils.cost, "time", _Clocks(perf_counter=[100.0, 100.2], process_time=[5.0, 5.01]))
     with measure() as idle:
-        time.sleep(0.2)
-    assert idle.cost.wall_seconds >= 0.2 and idle.cost.cpu_seconds < 0.15
+        pass
+    assert idle.cost.wall_seconds == pytest.approx(0.2) and idle.cost.cpu_seconds == pytest.approx(0.01), idle.cost
+    monkeypatch.undo()
+
+    watched = _WatchedResidentMemory(threshold=150 * 2**20)
+    monkeypatch.setattr(fsl_utils.cost, "resident_bytes", watched)
     with measure() as busy:
         big = torch.ones(200 * 2**20 // 4)  # 200 MiB, touched
-        time.sleep(0.05)  # let the sampler see it
+        # the sampler thread must see it before it is freed: wait for its reading, not for a duration
+        assert watched.grown.wait(timeout=120), "the memory sampler never saw the 200 MiB allocation"
         total = float(big.sum())
         del big
     assert total == 200 * 2**20 // 4
     assert busy.cost.peak_mb > 150, busy.cost
+    with measure() as idle:
+        pass
     assert idle.cost.peak_mb < 50, idle.cost
 
 

@@ -9,10 +9,7 @@ from fsl_utils.backbones import Conv4
 from fsl_utils.data import ClassImages, EpisodeSampler
 from fsl_utils.evaluate import batchnorm_batch_statistics, embed_classes, evaluate
 from fsl_utils.methods import MatchingNetworks, PrototypicalNetworks
-
-
-def rng(seed=0):
-    return torch.Generator().manual_seed(seed)
+from seeds import rng
 
 
 def test_batch_statistics_mode_normalises_with_the_batch_and_restores_the_model():

@@ -13,10 +13,7 @@ from fsl_utils.backbones import Conv4
 from fsl_utils.data import EpisodeSampler
 from fsl_utils.methods import MatchingNetworks, PrototypicalNetworks
 from fsl_utils.methods.matching import attention_log_probs
-
-
-def rng(seed=0):
-    return torch.Generator().manual_seed(seed)
+from seeds import rng
 
 
 def oracle_matching(q, s, y, n_way, scale=1.0):

@@ -12,10 +12,7 @@ from fsl_utils.data import EpisodeSampler
 from fsl_utils.evaluate import evaluate
 from fsl_utils.methods import LinearProbe
 from fsl_utils.methods.probe import fit_logistic_regression
-
-
-def rng(seed=0):
-    return torch.Generator().manual_seed(seed)
+from seeds import rng
 
 
 def test_fit_matches_sklearn_logistic_regression():

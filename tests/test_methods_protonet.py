@@ -12,10 +12,7 @@ from fsl_utils.backbones import Conv4
 from fsl_utils.data import EpisodeSampler
 from fsl_utils.methods import NearestCentroid, PrototypicalNetworks
 from fsl_utils.methods.protonet import class_means, cosine_similarity_matrix, squared_euclidean
-
-
-def rng(seed=0):
-    return torch.Generator().manual_seed(seed)
+from seeds import rng
 
 
 def unsorted_support(n_way=4, k_shot=3, d=5, seed=0):

@@ -12,10 +12,7 @@ from fsl_utils.backbones import Conv4
 from fsl_utils.data import ClassImages, EpisodeSampler
 from fsl_utils.methods import SiameseClassifier, SiameseNetwork, balanced_pair_bce, contrastive_loss
 from fsl_utils.pairs import PairSampler
-
-
-def rng(seed=0):
-    return torch.Generator().manual_seed(seed)
+from seeds import rng
 
 
 def test_pair_logits_are_koch_weighted_l1():

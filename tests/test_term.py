@@ -16,7 +16,6 @@ submission fingerprints are tested on their own first (no grading).
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
@@ -30,14 +29,7 @@ from fsl_utils.grading.late import LatePenalty, LmsFileNames
 from fsl_utils.grading.roster import CsvError, check_deadlines, check_roster
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"grading_{name}", Path(__file__).parent / "grading" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-term, cases = _load("term"), _load("cases")
+from grading import cases, term
 ASSIGNMENT = term.ASSIGNMENT
 ROSTER = """id,first_name,last_name,email,section
 reference,Ada,Lovelace,ada@example.org,A

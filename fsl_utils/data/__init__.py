@@ -5,7 +5,7 @@ from .cifar import by_class, load_cifar10
 from .containers import ClassImages, LabeledImages
 from .folder import load_image_folder, load_images
 from .intents import TextClasses, load_intents
-from .episodes import Episode, EpisodeSampler, IndexEpisodeSampler
+from .episodes import Episode, EpisodeSampler
 from .omniglot import load_omniglot
 from .paths import CorruptDataError, DataNotFoundError, cache_dir, course_checkout, data_root, locate_data
 
@@ -16,7 +16,6 @@ __all__ = [
     "DataNotFoundError",
     "Episode",
     "EpisodeSampler",
-    "IndexEpisodeSampler",
     "LabeledImages",
     "TextClasses",
     "by_class",

@@ -5,18 +5,14 @@ support set holds the K examples of episode class 0, then the K of class 1, and 
 the query set the Q examples of class 0, then class 1, ... Labels are remapped to
 ``0..n_way-1``; ``class_ids[c]`` is the dataset class behind episode label ``c``.
 
-Two samplers:
-
-* :class:`EpisodeSampler` indexes an in-memory tensor of shape
-  (n_classes, n_per_class, ...) — thousands of episodes per second on a CPU.
-* :class:`IndexEpisodeSampler` works over any label list and yields dataset indices,
-  for ``DataLoader(dataset, batch_sampler=sampler, collate_fn=sampler.collate)`` when
-  images come from disk with per-image transforms.
+:class:`EpisodeSampler` indexes an in-memory tensor of shape (n_classes, n_per_class, ...) —
+thousands of episodes per second on a CPU. Every dataset of the course fits in memory, so there
+is no sampler over dataset indices for images read from disk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import torch
@@ -214,77 +210,3 @@ class EpisodeSampler(InMemorySampler):
             class_ids=class_ids,
         )
         return episode.to(self.device)
-
-
-class IndexEpisodeSampler(torch.utils.data.Sampler[list[int]]):
-    """Episodes over a label list, as batches of dataset indices.
-
-    Each batch is ``n_way * (k_shot + n_query)`` indices: first the support (class-major),
-    then the query (class-major). Use it as a DataLoader ``batch_sampler`` with
-    ``collate_fn=sampler.collate`` to receive :class:`Episode` values.
-
-    Args:
-        labels: the label of every dataset item, shape (n_items,).
-        n_way, k_shot, n_query, n_episodes, generator: as in :class:`EpisodeSampler`
-            (``n_episodes`` is required here because a DataLoader needs a length).
-
-    Raises:
-        ValueError: sizes that no episode can satisfy (fewer than ``n_way`` classes
-            with at least ``k_shot + n_query`` items).
-    """
-
-    def __init__(
-        self,
-        labels: Sequence[int] | torch.Tensor,
-        n_way: int,
-        k_shot: int,
-        n_query: int,
-        n_episodes: int,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        _check_sizes(n_way, k_shot, n_query)
-        if n_episodes is None:
-            raise ValueError("IndexEpisodeSampler needs n_episodes (a DataLoader needs a length)")
-        _check_count(n_episodes)
-        labels = torch.as_tensor(labels, dtype=torch.long)
-        if labels.ndim != 1 or labels.numel() == 0:
-            raise ValueError("labels must be a non-empty 1-D sequence of class indices")
-        values, counts = labels.unique(return_counts=True)
-        eligible = values[counts >= k_shot + n_query]
-        if len(eligible) < n_way:
-            raise ValueError(
-                f"n_way={n_way} needs {n_way} classes with at least k_shot + n_query = {k_shot + n_query} items, "
-                f"but only {len(eligible)} of the {len(values)} classes have that many; lower n_way, k_shot or n_query."
-            )
-        order = torch.argsort(labels, stable=True)
-        self._items = {int(c): order[labels[order] == c] for c in eligible}
-        self.classes = eligible
-        self.n_way, self.k_shot, self.n_query, self.n_episodes = n_way, k_shot, n_query, n_episodes
-        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
-
-    def __len__(self) -> int:
-        return self.n_episodes
-
-    def __iter__(self) -> Iterator[list[int]]:
-        n, k, q = self.n_way, self.k_shot, self.n_query
-        for _ in range(self.n_episodes):
-            chosen = self.classes[torch.randperm(len(self.classes), generator=self.generator)[:n]]
-            picks = []
-            for c in chosen.tolist():
-                items = self._items[c]
-                picks.append(items[torch.randperm(len(items), generator=self.generator)[: k + q]])
-            both = torch.stack(picks)  # (n, k+q)
-            yield torch.cat([both[:, :k].flatten(), both[:, k:].flatten()]).tolist()
-
-    def collate(self, batch: list[tuple[torch.Tensor, int]]) -> Episode:
-        """Turn the ``(x, label)`` items of one index batch into an :class:`Episode`."""
-        n, k = self.n_way, self.k_shot
-        x = torch.stack([torch.as_tensor(item[0]) for item in batch])
-        y = torch.as_tensor([int(item[1]) for item in batch])
-        return Episode(
-            support_x=x[: n * k],
-            support_y=_labels(n, k),
-            query_x=x[n * k :],
-            query_y=_labels(n, self.n_query),
-            class_ids=y[: n * k : k],
-        )

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .probe import LocalProbe
+from .probe import LocalProbe, Probe
 
 _BUILTIN_FUNCTION = type(len)
 _CRITICAL_BUILTINS = ("abs", "all", "any", "float", "int", "isinstance", "len", "max", "min", "range", "round", "sum", "type", "zip")
@@ -127,7 +127,7 @@ def forbidden_extra(module: types.ModuleType) -> tuple[str, ...]:
     return tuple(extra)
 
 
-def run_check(module: types.ModuleType, name: str, probe: Any, cell: str | None = None) -> None:
+def run_check(module: types.ModuleType, name: str, probe: Probe, cell: str | None = None) -> None:
     """Run check ``name`` of a hidden-tests ``module`` against ``probe``.
 
     The same for both probes: a :class:`~.probe.LocalProbe` (the check and the student's

@@ -8,7 +8,7 @@ another file's contents.
 
 :func:`take_in` therefore builds the copy nbgrader grades from (the ``submitted_directory`` of
 the batch, :mod:`.pipeline`) itself: it walks the submission without following anything
-(``lstat``, ``O_NOFOLLOW``) and copies regular files only, each at most :data:`MAX_FILE_BYTES`
+(``lstat``, ``O_NOFOLLOW``) and copies regular files only, each at most :data:`~fsl_utils.check.MAX_SUBMITTED_BYTES`
 (notebooks :data:`MAX_NOTEBOOK_BYTES`). Everything else is refused with a reason — the rest of
 the submission is graded, and the reasons reach ``grading/refused_files.json``, the log and the
 student's feedback (:mod:`.feedback`). The instructor's ``grading/submitted/`` is never changed.
@@ -21,10 +21,9 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .release import MAX_SUBMITTED_BYTES
+from ..check import MAX_SUBMITTED_BYTES
 
 #: Largest file beside the notebook (e.g. trained weights), as ``fsl_utils.check`` tells students.
-MAX_FILE_BYTES = MAX_SUBMITTED_BYTES
 #: Largest notebook (outputs with figures included).
 MAX_NOTEBOOK_BYTES = 32 * 2**20
 MAX_FILES = 200
@@ -126,7 +125,7 @@ def _copy_folder(source: Path, dest: Path, rel: Path, names: dict, result: Intak
 def _copy_file(src: Path, dst: Path, name: str, names: dict) -> str | None:
     """Copy one regular file through a descriptor opened without following links; the reason
     it was refused, or None."""
-    limit = MAX_NOTEBOOK_BYTES if name.endswith(".ipynb") else MAX_FILE_BYTES
+    limit = MAX_NOTEBOOK_BYTES if name.endswith(".ipynb") else MAX_SUBMITTED_BYTES
     try:
         fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except OSError as err:

@@ -299,9 +299,11 @@ def grade(root: Path, assignment: str, csv: Path | None = None, sandbox: bool = 
     for student, problem in problems.items():
         print(f"NOT GRADED {student}: {problem}")
     (root / "grading" / "not_graded.json").write_text(json.dumps(problems, indent=1))
-    csv = feedback(root, assignment, csv)
-    if not sandbox:
-        print(UNSANDBOXED, file=sys.stderr)
+    try:
+        csv = feedback(root, assignment, csv)
+    finally:
+        if not sandbox:
+            print(UNSANDBOXED, file=sys.stderr)
     return csv
 
 
@@ -312,11 +314,35 @@ def feedback(root: Path, assignment: str, csv: Path | None = None) -> Path:
     autograded = root / "grading" / "autograded"
     if not any(autograded.glob(f"*/{assignment}")):
         raise FileNotFoundError(f"nothing of {assignment} is autograded yet (no {autograded}/<student>/{assignment}/): run `make grade ASSIGNMENT={assignment}` first")
+    started = time.time()
+    # check=False: one submission nbgrader cannot render must not stop the others' feedback;
+    # the ones left without a fresh page are reported below
     nbgrader(root, "generate_feedback", assignment, "--force", check=False)
     csv = csv or root / "grading" / "grades.csv"
     nbgrader(root, "export", f"--to={csv}")
     print(f"grades: {csv}\nfeedback: {root / 'grading' / 'feedback'}/<student>/{assignment}/")
+    missing = missing_feedback(root, assignment, since=started)
+    if missing:
+        raise FeedbackMissing(f"no feedback was generated for {len(missing)} of the autograded submissions of {assignment}: "
+                              f"{', '.join(missing)} (nbgrader's log above says why; their grades are in {csv}). "
+                              f"Fix the cause and run `make feedback ASSIGNMENT={assignment}` again.")
     return csv
+
+
+class FeedbackMissing(RuntimeError):
+    """``generate_feedback`` left some autograded submissions without a feedback page."""
+
+
+def missing_feedback(root: Path, assignment: str, since: float = 0.0) -> list[str]:
+    """Students whose autograded ``assignment`` has no feedback page written at or after ``since``
+    (a Unix time) in ``grading/feedback/<student>/<assignment>/``."""
+    missing = []
+    for folder in sorted((root / "grading" / "autograded").glob(f"*/{assignment}")):
+        student = folder.parent.name
+        pages = (root / "grading" / "feedback" / student / assignment).glob("*.html")
+        if not any(page.stat().st_mtime >= since - 1 for page in pages):
+            missing.append(student)
+    return missing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, roster.CsvError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except FeedbackMissing as err:
+        print(f"FEEDBACK MISSING: {err}", file=sys.stderr)
+        return 3
     return 0
 
 

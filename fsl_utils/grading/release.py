@@ -8,13 +8,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..check import MANIFEST, MAX_SUBMITTED_BYTES
+
 #: Files of ``solutions/<assignment>/`` that nbgrader would copy but students must not get:
 #: reference weights. (``hidden_tests.py`` is excluded by ``CourseDirectory.ignore``.)
 UNRELEASED = ("*.pt", "*.pth", "hidden_tests.py")
-#: Written into every release: what a submission must contain (read by ``fsl_utils.check``).
-MANIFEST = "manifest.json"
-#: Largest file a student may submit beside the notebook (e.g. trained weights).
-MAX_SUBMITTED_BYTES = 2 * 1024 * 1024
 
 
 def _has_code(source: str) -> bool:

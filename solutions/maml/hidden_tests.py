@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from fsl_utils.check import MAX_SUBMITTED_BYTES
 from fsl_utils.grading.probe_utils import as_number as _number
 
 WEIGHTS_FILE = "maml.pt"
-MAX_WEIGHTS_BYTES = 2 * 1024 * 1024
 #: Accuracy floors of the submitted weights on the fixed episodes below (calibration:
 #: docs/assignments.md — the notebook's default training passes with margin, untrained fails).
 FLOOR_5W1S = 75.0
@@ -407,7 +407,7 @@ def weights_accuracy(probe, k_shot: int, n_episodes: int = 100, n_query: int = 1
     info = probe.file_info(WEIGHTS_FILE)
     assert info["exists"], f"{WEIGHTS_FILE} was not found beside the notebook: train with skip_training = False, then submit the file."
     size = int(info["size"])
-    assert size <= MAX_WEIGHTS_BYTES, f"{WEIGHTS_FILE} is {size / 2**20:.1f} MB; save only model.state_dict() (this network needs < 0.2 MB)."
+    assert size <= MAX_SUBMITTED_BYTES, f"{WEIGHTS_FILE} is {size / 2**20:.1f} MB; save only model.state_dict() (this network needs < 0.2 MB)."
     images, classes, picks = _evaluation_episodes(k_shot, n_episodes, n_query=n_query)
     out = _call(probe, "weights", images, classes, picks, k_shot, TEST_LR, TEST_STEPS, WEIGHTS_FILE)[0]
     assert out["kind"] == "tensor" and out["array"].shape == (n_episodes, 5 * n_query), "the weights could not be evaluated"

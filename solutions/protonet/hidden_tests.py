@@ -13,8 +13,9 @@ import ast
 
 import numpy as np
 
+from fsl_utils.check import MAX_SUBMITTED_BYTES
+
 WEIGHTS_FILE = "protonet.pt"
-MAX_WEIGHTS_BYTES = 2 * 1024 * 1024
 #: Accuracy floors on the fixed evaluation episodes below (see docs/instructors.md for
 #: their calibration: a correct solution trained with the notebook's default budget).
 FLOOR_5W5S = 97.0
@@ -245,7 +246,7 @@ def weights_accuracy(probe, k_shot: int, n_way: int = 5, n_query: int = 15, n_ep
     info = probe.file_info(WEIGHTS_FILE)
     assert info["exists"], f"{WEIGHTS_FILE} was not found beside the notebook: train with skip_training = False, then submit the file."
     size = int(info["size"])
-    assert size <= MAX_WEIGHTS_BYTES, f"{WEIGHTS_FILE} is {size / 2**20:.1f} MB; save only model.state_dict() (a Conv-4 needs < 0.5 MB)."
+    assert size <= MAX_SUBMITTED_BYTES, f"{WEIGHTS_FILE} is {size / 2**20:.1f} MB; save only model.state_dict() (a Conv-4 needs < 0.5 MB)."
     images, per_class = _evaluation_images()
     emb = probe.embed_with_weights("ProtoNetEncoder", WEIGHTS_FILE, images)
     assert emb.ndim == 2 and emb.shape[0] == len(images) and np.all(np.isfinite(emb)), "the encoder must return finite embeddings of shape (batch, d)"

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from fsl_utils.check import MAX_SUBMITTED_BYTES
 from fsl_utils.grading.probe_utils import as_number as _number
 
 WEIGHTS_FILE = "simclr.pt"
-MAX_WEIGHTS_BYTES = 2 * 1024 * 1024
 #: Accuracy floors (%) of the grader's linear probe on the submitted encoder (calibration: bench/simclr_weights.py,
 #: docs/assignments.md — every seed of the notebook's default pre-training passes with >= 5 points to spare, every
 #: random init fails with >= 5 points to spare).
@@ -389,7 +389,7 @@ def weights_accuracy(probe, per_class: int) -> float:
     info = probe.file_info(WEIGHTS_FILE)
     assert info["exists"], f"{WEIGHTS_FILE} was not found beside the notebook: train with skip_training = False, then submit the file."
     size = int(info["size"])
-    assert size <= MAX_WEIGHTS_BYTES, f"{WEIGHTS_FILE} is {size / 2**20:.1f} MB; save only encoder.state_dict() (this encoder needs ~1 MB)."
+    assert size <= MAX_SUBMITTED_BYTES, f"{WEIGHTS_FILE} is {size / 2**20:.1f} MB; save only encoder.state_dict() (this encoder needs ~1 MB)."
     pool = _evaluation_pool()
     out = _call(probe, "weights", pool, WEIGHTS_FILE, TEST_IMAGES)
     assert all(o["kind"] == "tensor" for o in out[:2]), "the weights could not be evaluated"

@@ -1,21 +1,25 @@
 """What the grading pipeline tests of every assignment share: a temporary copy of the course
 with its release, submissions, one sandboxed grading batch, grades.csv, the hidden test lines
-that must never leak, and the checks every assignment's pipeline test makes.
+that must never leak, and what the common checks need of an assignment (:class:`Pipeline`).
 
-Used by tests/test_assignment_maml.py, tests/test_assignment_simclr.py, tests/grading/course.py
-(the protonet batch of the ``graded_course`` fixture) and tests/test_grading_pipeline.py; the
-checks specific to an assignment stay in its test file. Loaded by file path (tests/ is no package).
+Used by tests/grading/course.py (the protonet batch of the ``graded_course`` fixture),
+tests/grading/maml.py and tests/grading/simclr.py (their batches: the ``graded_maml`` and
+``graded_simclr`` fixtures of tests/conftest.py) and tests/test_grading_pipeline.py (the checks
+every assignment's pipeline gets, parametrised over the three); the checks specific to an
+assignment are in tests/test_assignment_<name>.py. Imported as ``from grading import assignment``.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import resource
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
@@ -57,6 +61,11 @@ def files(assignment: str) -> tuple[Path, Path, Path]:
 
 
 # -- building and grading the temporary course ---------------------------------------------------
+def digest(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder``."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def submit(root: Path, assignment: str, student: str, notebook: Notebook, weights: Path | None) -> Path:
     """Put ``student``'s notebook (a path or JSON) and weights in ``grading/submitted``."""
     folder = root / "grading" / "submitted" / student / assignment
@@ -128,14 +137,14 @@ def graded_course(root: Path, assignment: str, submissions: Callable[[Path, Path
 
     Returns:
         ``root``, ``released`` (the generated release notebook), ``expected`` (student ->
-        autograded score) and ``before`` (the files of the copied ``solutions/<assignment>``).
+        autograded score) and ``before`` (``solutions``: :func:`digest` of the copied ``solutions/``).
     """
     released = release_course(root, assignment)
     expected: dict[str, float] = {}
     for student, (notebook, weights, score) in submissions(root, released).items():
         submit(root, assignment, student, notebook, weights)
         expected[student] = score
-    before = sorted(p.name for p in (root / "solutions" / assignment).iterdir())
+    before = {"solutions": digest(root / "solutions")}
     grade_batch(root, assignment, len(expected))
     return {"root": root, "released": released, "expected": expected, "before": before}
 
@@ -177,6 +186,62 @@ def hidden_secrets(source: Path, hidden_tests: Path, min_count: int = 0, except_
     return secrets
 
 
+# -- what the common pipeline checks need of an assignment --------------------------------------
+@dataclass(frozen=True)
+class Pipeline:
+    """One assignment's pipeline as tests/test_grading_pipeline.py checks it (each assignment's
+    cases module defines its ``PIPELINE``).
+
+    Attributes:
+        assignment: its name (``solutions/<assignment>``).
+        fixture: the session fixture of tests/conftest.py holding its graded batch (:func:`graded_course`).
+        points: points of each autograded test cell, as in the notebook's points table.
+        autograded, manual: the assignment's autograded and manually graded points.
+        students: the typical cases of the batch; each one's score in grades.csv is checked.
+        other_students: the batch's other submissions (checked elsewhere, e.g. hostile ones).
+        failing: student -> exactly the test cells that fail for it.
+        release_markers: text the release must not contain (besides the hidden test lines).
+        required_files: what the release's manifest requires students to hand in with the notebook.
+        feedback_markers: text no feedback page may show (besides the hidden test lines).
+        explanations: student -> phrases its feedback page must show.
+        secrets_except_shown, min_secrets: which hidden test lines must never leak
+            (:func:`hidden_secrets`' ``except_shown`` and ``min_count``).
+    """
+
+    assignment: str
+    fixture: str
+    points: Mapping[str, float]
+    autograded: float
+    manual: float
+    students: tuple[str, ...]
+    failing: Mapping[str, Iterable[str]]
+    release_markers: tuple[str, ...]
+    required_files: tuple[str, ...]
+    feedback_markers: tuple[str, ...]
+    explanations: Mapping[str, tuple[str, ...]]
+    other_students: frozenset[str] = field(default_factory=frozenset)
+    secrets_except_shown: bool = True
+    min_secrets: int = 50
+
+    @property
+    def source(self) -> Path:
+        return files(self.assignment)[0]
+
+    @property
+    def committed(self) -> Path:
+        """The committed release notebook (``assignments/<assignment>``)."""
+        return files(self.assignment)[2]
+
+    @property
+    def max_score(self) -> float:
+        return self.autograded + self.manual
+
+    def secrets(self) -> set[str]:
+        """The hidden test lines that must never leak (:func:`hidden_secrets`)."""
+        return hidden_secrets(self.source, ROOT / "solutions" / self.assignment / "hidden_tests.py",
+                              min_count=self.min_secrets, except_shown=self.secrets_except_shown)
+
+
 # -- the checks every assignment's pipeline test makes -------------------------------------------
 def assert_points_table(source: Path, points: Mapping[str, float], autograded: float, manual: float) -> None:
     """The test's points table is the notebook's, and the points add up."""
@@ -213,15 +278,6 @@ def assert_release_contents(released: Path, secrets: Iterable[str], markers: Ite
         assert marker not in text, f"{marker!r} in the release"
 
 
-def assert_scores(root: Path, expected: Mapping[str, float], max_score: float) -> None:
-    """grades.csv holds every expected autograded score and the assignment's maximum."""
-    rows = read_grades(root)
-    got = {student: float(rows[student]["raw_score"]) for student in expected}
-    assert got == dict(expected), f"scores in grades.csv: {got}, expected {dict(expected)}"
-    wrong = {s: rows[s]["max_score"] for s in expected if float(rows[s]["max_score"]) != max_score}
-    assert not wrong, f"max_score is not {max_score}: {wrong}"
-
-
 def assert_failing_cells(root: Path, assignment: str, failing: Mapping[str, Iterable[str]]) -> None:
     """Each student fails exactly the test cells listed for it, no more, no fewer."""
     for student, cells in failing.items():
@@ -242,48 +298,6 @@ def assert_feedback_hides(pages: Iterable[Path], secrets: Iterable[str], markers
         assert not leaked, f"{page.parent.parent.name}: hidden test code in feedback: {leaked[:3]}"
         for marker in markers:
             assert marker not in html, f"{page.parent.parent.name}: {marker!r} in feedback"
-
-
-def assert_feedback_for_all_hides_hidden_tests(graded: Mapping[str, Any], assignment: str, secrets: Iterable[str], markers: Iterable[str]) -> None:
-    """Every graded submission got feedback; none shows hidden test code; grading left the copied
-    ``solutions/<assignment>`` as it was."""
-    pages = feedback_pages(graded["root"], assignment)
-    got = {p.parent.parent.name for p in pages}
-    assert got == set(graded["expected"]), f"feedback for {sorted(got)}, expected {sorted(graded['expected'])}"
-    assert_feedback_hides(pages, secrets, markers)
-    after = sorted(p.name for p in (graded["root"] / "solutions" / assignment).iterdir())
-    assert after == graded["before"], f"grading changed solutions/{assignment}: {after} (before: {graded['before']})"
-
-
-def assignment_secrets(assignment: str, min_count: int = 50) -> set[str]:
-    """:func:`hidden_secrets` of ``solutions/<assignment>``, except the lines the release shows anyway
-    (e.g. a harness that rebuilds the notebook's given network)."""
-    return hidden_secrets(files(assignment)[0], ROOT / "solutions" / assignment / "hidden_tests.py", min_count=min_count)
-
-
-def common_tests(assignment: str, points: Mapping[str, float], autograded: float, manual: float, release_markers: Iterable[str],
-                 required_files: list[str]) -> dict[str, Callable[..., None]]:
-    """The tests every assignment's pipeline test module has, for ``globals().update(common_tests(...))``
-    there: pytest collects them under that module's ids, and they use its ``graded`` fixture
-    (:func:`graded_course`). The checks specific to an assignment stay in its module."""
-    source, _, committed = files(assignment)
-    release_markers = tuple(release_markers)
-
-    def test_points_table_matches_the_notebook() -> None:
-        assert_points_table(source, points, autograded, manual)
-
-    def test_committed_release_is_in_sync(graded: Mapping[str, Any]) -> None:
-        assert_release_in_sync(graded["released"], committed, assignment)
-
-    def test_release_has_no_hidden_tests_solutions_or_weights(graded: Mapping[str, Any]) -> None:
-        assert_release_contents(graded["released"], assignment_secrets(assignment), release_markers, required_files)
-
-    def test_scores_in_grades_csv(graded: Mapping[str, Any]) -> None:
-        assert_scores(graded["root"], graded["expected"], autograded + manual)
-
-    tests = (test_points_table_matches_the_notebook, test_committed_release_is_in_sync,
-             test_release_has_no_hidden_tests_solutions_or_weights, test_scores_in_grades_csv)
-    return {test.__name__: test for test in tests}
 
 
 def apply_mistake(sources: dict[str, str], name: str, cell: str, old: str, new: str, where: str = "MUTANTS") -> None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from grading import adversarial
+from grading.assignment import Pipeline
+
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "solutions" / "protonet" / "protonet.ipynb"
 RELEASE = ROOT / "assignments" / "protonet" / "protonet.ipynb"
@@ -93,3 +96,19 @@ def answers(mutant: str | None = None) -> dict[str, str]:
 
 def expected_score(failing: tuple[str, ...]) -> float:
     return float(AUTOGRADED_POINTS - sum(POINTS[c] for c in failing))
+
+
+WEIGHT_TESTS = ("test_weights_5w5s", "test_weights_5w1s")
+
+#: What tests/test_grading_pipeline.py checks of the protonet batch (the ``graded_course`` fixture).
+PIPELINE = Pipeline(
+    assignment="protonet", fixture="graded_course", points=POINTS, autograded=AUTOGRADED_POINTS, manual=5,
+    students=("reference", "untouched_release", "untrained_weights", *MUTANTS),
+    other_students=frozenset(adversarial.CASES),  # tests/test_grading_adversarial.py
+    failing={"reference": (), "untrained_weights": WEIGHT_TESTS, **{student: failing for student, (_, _, failing) in MUTANTS.items()}},
+    release_markers=("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "one_hot.T @ embeddings", "run_hidden_test"),
+    required_files=("protonet.pt",),
+    feedback_markers=("Traceback (most recent call last)", "run_hidden_test", "BEGIN HIDDEN TESTS"),
+    explanations={"sum_not_mean": ("sum of each class",), "untrained_weights": ("5-way 5-shot", "at least")},
+    secrets_except_shown=False, min_secrets=0,  # every hidden line, even those the release shows elsewhere
+)

@@ -10,8 +10,6 @@ serves tests/test_grading_pipeline.py and tests/test_grading_adversarial.py. The
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 import os
 import socket
@@ -22,6 +20,9 @@ from typing import Any
 import torch
 
 from fsl_utils.grading.notebook import fill_solutions, load_reference
+from grading import adversarial, cases
+from grading import assignment as shared
+from grading.assignment import digest
 
 ASSIGNMENT = "protonet"
 #: Per-cell time limit while the test batch is graded (the infinite loops wait for it; generous,
@@ -29,22 +30,7 @@ ASSIGNMENT = "protonet"
 CELL_TIMEOUT = 120
 
 
-def _load(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"grading_{name}", Path(__file__).parent / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-cases = _load("cases")
-adversarial = _load("adversarial")
-shared = _load("assignment")
 JOBS = shared.JOBS
-
-
-def digest(folder: Path) -> dict[str, str]:
-    """sha256 of every file under ``folder``."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def submit(root: Path, student: str, notebook: dict | Path, weights: Path | None) -> Path:

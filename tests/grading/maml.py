@@ -1,26 +1,17 @@
-"""The `maml` assignment through the real nbgrader flow, on a temporary copy of the course.
-
-``fsl_utils.grading.pipeline`` (what ``make release`` and ``make grade ASSIGNMENT=maml`` run)
-generates the release, then one sandboxed batch autogrades: the reference solution with its
-weights (full marks), the untouched release (0), the reference with untrained weights, typical
-wrong implementations (each loses exactly the test cells listed in ``MUTANTS``) and a
-different correct implementation (full marks); then feedback and grades.csv.
+"""The `maml` assignment's grading cases: the points table, typical wrong implementations
+(``MUTANTS``, each loses exactly the test cells listed), a different correct implementation and
+the submissions of its graded batch; :data:`PIPELINE` is what the common pipeline checks of
+tests/test_grading_pipeline.py need. The checks specific to maml are tests/test_assignment_maml.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-import pytest
 import torch
 
 from fsl_utils.grading.notebook import fill_solutions, grade_id, read_notebook, solution_sources
-
-
-_spec = importlib.util.spec_from_file_location("grading_assignment", Path(__file__).parent / "grading" / "assignment.py")
-shared = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(shared)
+from grading import assignment as shared
 
 ASSIGNMENT = "maml"
 SOURCE, WEIGHTS, RELEASE = shared.files(ASSIGNMENT)
@@ -128,7 +119,8 @@ def expected(failing: tuple[str, ...]) -> float:
     return float(AUTOGRADED - sum(POINTS[c] for c in failing))
 
 
-def _submissions(root: Path, released: Path) -> dict:
+def submissions(root: Path, released: Path) -> dict:
+    """Every case of the maml batch: student -> (notebook, weights, expected autograded score)."""
     untrained = root / "untrained.pt"
     torch.manual_seed(0)
     torch.save(_given("network")["MAMLConvNet"]().state_dict(), untrained)
@@ -138,27 +130,16 @@ def _submissions(root: Path, released: Path) -> dict:
     return cases
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """Release, submit every case and grade them all in one sandboxed batch."""
-    return shared.graded_course(tmp_path_factory.mktemp("maml_course"), ASSIGNMENT, _submissions)
-
-
-# test_points_table_matches_the_notebook, test_committed_release_is_in_sync,
-# test_release_has_no_hidden_tests_solutions_or_weights, test_scores_in_grades_csv (tests/grading/assignment.py)
-globals().update(shared.common_tests(ASSIGNMENT, POINTS, AUTOGRADED, MANUAL, required_files=["maml.pt"],
-                                     release_markers=("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "create_graph=not first_order", "run_hidden_test", "_maml_probe(ns")))
-
-
-def test_every_mistake_fails_exactly_its_cells(graded):
-    shared.assert_failing_cells(graded["root"], ASSIGNMENT, {student: failing for student, (_, _, failing) in MUTANTS.items()})
-
-
-def test_feedback_explains_and_never_shows_hidden_tests(graded):
-    feedback = graded["root"] / "grading" / "feedback"
+#: What tests/test_grading_pipeline.py checks of the maml batch (the ``graded_maml`` fixture).
+PIPELINE = shared.Pipeline(
+    assignment=ASSIGNMENT, fixture="graded_maml", points=POINTS, autograded=AUTOGRADED, manual=MANUAL,
+    students=("reference", "untouched_release", "untrained_weights", "different_correct", *MUTANTS),
+    failing={"reference": (), "different_correct": (), "untrained_weights": WEIGHT_TESTS,
+             **{student: failing for student, (_, _, failing) in MUTANTS.items()}},
+    release_markers=("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "create_graph=not first_order", "run_hidden_test", "_maml_probe(ns"),
+    required_files=("maml.pt",),
     # (tracebacks of the student's own code in visible tests are shown, as in plain nbgrader)
-    shared.assert_feedback_for_all_hides_hidden_tests(graded, ASSIGNMENT, shared.assignment_secrets(ASSIGNMENT), markers=("hidden_tests.py", "_maml_probe(ns", "def oracle_"))
-    assert "create_graph=True" in (feedback / "second_order_without_create_graph" / ASSIGNMENT / "maml.html").read_text()
-    assert "zero_grad" in (feedback / "no_zero_grad" / ASSIGNMENT / "maml.html").read_text()
-    html = (feedback / "untrained_weights" / ASSIGNMENT / "maml.html").read_text()
-    assert "5-way 1-shot" in html and "at least" in html
+    feedback_markers=("hidden_tests.py", "_maml_probe(ns", "def oracle_"),
+    explanations={"second_order_without_create_graph": ("create_graph=True",), "no_zero_grad": ("zero_grad",),
+                  "untrained_weights": ("5-way 1-shot", "at least")},
+)
