@@ -1,7 +1,7 @@
 """The `maml` assignment's grading cases: the points table, typical wrong implementations
 (``MUTANTS``, each loses exactly the test cells listed), a different correct implementation and
 the submissions of its graded batch; :data:`PIPELINE` is what the common pipeline checks of
-tests/test_grading_pipeline.py need. The checks specific to maml are tests/test_assignment_maml.py.
+tests/test_grading_pipeline.py need. maml has no checks of its own beyond those (protonet and simclr have tests/test_assignment_<name>.py).
 """
 
 from __future__ import annotations
