@@ -48,30 +48,81 @@ def run_bench(tmp_path):
     return run
 
 
+# -- the grading batches: graded in the background while the other tests run (tests/grading/background.py)
+#: The assignment parameter of tests/test_grading_pipeline.py -> the fixture of its batch.
+_PIPELINE_FIXTURES = {"protonet": "graded_course", "maml": "graded_maml", "simclr": "graded_simclr"}
+
+
+def _batch(item: pytest.Item) -> str | None:
+    """The grading batch ``item`` reads (a fixture name), if any."""
+    names = set(getattr(item, "fixturenames", ()))
+    for name in ("graded_simclr", "graded_maml", "graded_course"):
+        if name in names:
+            return name
+    callspec = getattr(item, "callspec", None)
+    if "graded" in names and callspec is not None:  # test_grading_pipeline.py asks for its batch by name
+        return _PIPELINE_FIXTURES[callspec.params["assignment"]]
+    return None
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the tests that read a grading batch last, in the order the batches are graded, so the
+    batches grade in the background while every other test runs."""
+    from grading.background import BATCHES
+
+    order = {name: i + 1 for i, name in enumerate(BATCHES)}
+    batches = {id(item): _batch(item) for item in items}
+    items.sort(key=lambda item: order.get(batches[id(item)] or "", 0))
+    config.stash[_NEEDED] = {b for b in batches.values() if b}
+
+
+_NEEDED = pytest.StashKey[set]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _grading_batches(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Starts the batches the collected tests read, when the first test runs (none if bubblewrap
+    is missing: their tests then fail in CI and skip elsewhere, see require_bwrap)."""
+    import shutil
+
+    from grading.background import Batches
+
+    needed = request.config.stash.get(_NEEDED, set())
+    if not needed or shutil.which("bwrap") is None:
+        yield None
+        return
+    batches = Batches(needed, tmp_path_factory.mktemp("grading_batches"))
+    yield batches
+    batches.close()
+
+
+def _graded(name: str, batches) -> dict:
+    from grading.assignment import require_bwrap
+
+    require_bwrap()
+    if batches is None:
+        raise RuntimeError(f"{name} was not started (tests/conftest.py's _grading_batches)")
+    return batches.result(name)
+
+
 @pytest.fixture(scope="session")
-def graded_course(tmp_path_factory):
+def graded_course(_grading_batches):
     """Every protonet grading test's submissions in one temporary copy of the course, graded once
     (tests/grading/course.py; shared by tests/test_grading_pipeline.py, test_assignment_protonet.py,
     test_grading_adversarial.py, test_grading_restore.py, test_term.py, test_formgrader.py and
     test_grading_browser.py)."""
-    from grading import course
-
-    return course.build_and_grade(tmp_path_factory.mktemp("course"))
+    return _graded("graded_course", _grading_batches)
 
 
 @pytest.fixture(scope="session")
-def graded_maml(tmp_path_factory):
+def graded_maml(_grading_batches):
     """The maml submissions (tests/grading/maml.py) in a temporary copy of the course, graded once
     in one sandboxed batch (tests/test_grading_pipeline.py)."""
-    from grading import assignment, maml
-
-    return assignment.graded_course(tmp_path_factory.mktemp("maml_course"), maml.ASSIGNMENT, maml.submissions)
+    return _graded("graded_maml", _grading_batches)
 
 
 @pytest.fixture(scope="session")
-def graded_simclr(tmp_path_factory):
+def graded_simclr(_grading_batches):
     """The simclr submissions (tests/grading/simclr.py) in a temporary copy of the course, graded
     once in one sandboxed batch (tests/test_grading_pipeline.py, test_assignment_simclr.py)."""
-    from grading import assignment, simclr
-
-    return assignment.graded_course(tmp_path_factory.mktemp("simclr_course"), simclr.ASSIGNMENT, simclr.submissions)
+    return _graded("graded_simclr", _grading_batches)

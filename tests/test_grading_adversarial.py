@@ -176,13 +176,13 @@ def test_warnings_cost_nothing_and_stay_visible(graded_course):
 
 
 def test_a_fork_bomb_keeps_to_its_own_submission(graded_course):
-    """The fork bomb forks up to its own process limit and holds it for 60 s; every submission graded
+    """The fork bomb forks up to its own process limit and holds it for 30 s; every submission graded
     next to it meanwhile (JOBS=2) gets exactly its score, full marks among them, and so does the
     bomb's own notebook (its score is checked with the others)."""
     root = graded_course["root"]
     times = json.loads((root / "grading" / "grading_times.json").read_text())
     start, end = times["resource_fork_bomb"]
-    neighbours = [s for s, (a, b) in times.items() if s != "resource_fork_bomb" and a < min(end, start + 65) and b > start]
+    neighbours = [s for s, (a, b) in times.items() if s != "resource_fork_bomb" and a < min(end, start + 35) and b > start]
     assert neighbours, "no submission was graded while the fork bomb ran"
     assert any(graded_course["expected"].get(s) == 20.0 for s in neighbours), neighbours
     scores = _scores(root / "grading" / "grades.csv")

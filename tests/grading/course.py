@@ -38,7 +38,7 @@ def submit(root: Path, student: str, notebook: dict | Path, weights: Path | None
     return shared.submit(root, ASSIGNMENT, student, notebook, weights)
 
 
-class _Listener:
+class Listener:
     """A TCP server on the host that records every connection (the first bytes sent on it; each
     connection is read in its own thread, so an idle one, e.g. a browser's speculative connection,
     holds up no other)."""
@@ -75,14 +75,18 @@ class _Listener:
         self.server.close()
 
 
-def build_and_grade(root: Path) -> dict[str, Any]:
-    """Copy the course into ``root``, generate the release, submit every case, grade them.
+def build_and_grade(root: Path, port: int, view_port: int) -> dict[str, Any]:
+    """Copy the course into ``root``, generate the release, submit every case, grade them (in the
+    process that runs this: tests/grading/background.py runs it in its own).
+
+    Args:
+        port, view_port: the host's :class:`Listener` ports the hostile submissions try to reach
+            while graded (``port``) and when their feedback is viewed (``view_port``).
 
     Returns:
-        ``root``, ``released`` (the generated release notebook), ``received`` (bytes that
-        reached the host's server), ``before`` (digests of folders submissions must not
-        change), ``expected`` (student -> autograded score), ``seconds`` and
-        ``cpu_seconds`` of grading (this process and its children).
+        ``root``, ``released`` (the generated release notebook), ``before`` (digests of folders
+        submissions must not change), ``expected`` (student -> autograded score), ``seconds`` and
+        ``cpu_seconds`` of grading (this process and its children), ``env`` (the grader's variables).
     """
     released = shared.release_course(root, ASSIGNMENT)
 
@@ -99,9 +103,8 @@ def build_and_grade(root: Path) -> dict[str, Any]:
         submit(root, name, fill_solutions(released, cases.answers(name)), cases.WEIGHTS)
         expected[name] = cases.expected_score(failing)
 
-    listener, view_listener = _Listener(), _Listener()  # the second one stays open for the browser test
-    env = {"FSL_TEST_PORT": str(listener.port), "FSL_TEST_COURSE": str(root), "FSL_TEST_REPO": str(cases.ROOT), "FSL_TEST_GRADER_PID": str(os.getpid()),
-           "FSL_TEST_VIEW_PORT": str(view_listener.port)}
+    env = {"FSL_TEST_PORT": str(port), "FSL_TEST_COURSE": str(root), "FSL_TEST_REPO": str(cases.ROOT), "FSL_TEST_GRADER_PID": str(os.getpid()),
+           "FSL_TEST_VIEW_PORT": str(view_port)}
     answers = cases.answers()
     for kind, (score, _) in adversarial.CASES.items():
         adversarial.build(kind, released, answers, cases.WEIGHTS, root / "grading" / "submitted" / kind / ASSIGNMENT, env)
@@ -112,14 +115,11 @@ def build_and_grade(root: Path) -> dict[str, Any]:
     # The course keeps its dataset and cache in its own folder (the layout the sandbox used to hide), and
     # the grader's environment holds a secret that must reach no kernel.
     grading_env = {"FSL_DATA_DIR": str(course_data(root)), "FSL_CACHE_DIR": str(root / "cache"), "FSL_TEST_SECRET": adversarial.SECRET_VALUE}
-    try:
-        seconds, cpu_seconds = shared.grade_batch(root, ASSIGNMENT, len(expected), jobs=JOBS, cell_timeout=CELL_TIMEOUT, env=grading_env)
-    finally:
-        listener.close()
+    seconds, cpu_seconds = shared.grade_batch(root, ASSIGNMENT, len(expected), jobs=JOBS, cell_timeout=CELL_TIMEOUT, env=grading_env)
     (root / "timing.json").write_text(json.dumps({"submissions": len(expected), "jobs": JOBS, "seconds": seconds, "cpu_seconds": cpu_seconds,
                                                   "load_average": os.getloadavg()}))
-    return {"root": root, "released": released, "received": listener.received, "before": before, "expected": expected,
-            "seconds": seconds, "cpu_seconds": cpu_seconds, "view_listener": view_listener, "env": grading_env}
+    return {"root": root, "released": released, "before": before, "expected": expected,
+            "seconds": seconds, "cpu_seconds": cpu_seconds, "env": grading_env}
 
 
 def course_data(root: Path) -> Path:
