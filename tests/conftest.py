@@ -65,6 +65,7 @@ def _batch(item: pytest.Item) -> str | None:
     return None
 
 
+@pytest.hookimpl(trylast=True)  # after -k / -m deselected what will not run
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run the tests that read a grading batch last, in the order the batches are graded, so the
     batches grade in the background while every other test runs."""
