@@ -66,8 +66,9 @@ from torch import nn
 
 from fsl_utils import seed_everything
 from fsl_utils.data import ClassImages, EpisodeSampler, load_omniglot
-from fsl_utils.episodic import split_alphabets, train
-from fsl_utils.evaluate import embed_classes, evaluate
+from fsl_utils.data import split_alphabets
+from fsl_utils.training import train
+from fsl_utils.evaluation import embed_classes, evaluate
 from fsl_utils.methods import SiameseNetwork, balanced_pair_bce
 
 RECIPE = {"lr": 1e-2, "batch": "32x4", "alphabets": 0, "distort": 0.0, "size": 28, "stem": 0, "dropout": 0.3,

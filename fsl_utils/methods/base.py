@@ -7,7 +7,7 @@ A method first sees an episode's support set, then scores queries::
 
 ProtoNet, matching networks, siamese nearest-neighbour, linear probes, MAML and CLIP-style
 zero-shot all answer an episode this way, so one evaluation harness
-(:func:`fsl_utils.evaluate.evaluate`) compares them on identical episodes.
+(:func:`fsl_utils.evaluation.evaluate`) compares them on identical episodes.
 """
 
 from __future__ import annotations

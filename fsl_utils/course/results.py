@@ -7,7 +7,6 @@ gathers ``<results dir>/*.json`` and ``bench/results/*.json`` into ``build/resul
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -16,32 +15,12 @@ from typing import Any
 
 def results_dir() -> Path:
     """``$FSL_RESULTS_DIR``, else ``build/results`` of the course checkout (else of the working folder)."""
-    from .data.paths import course_checkout
+    from ..data.paths import course_checkout
 
     env = os.environ.get("FSL_RESULTS_DIR")
     if env:
         return Path(env)
     return (course_checkout() or Path.cwd()) / "build" / "results"
-
-
-def mean_ci95(values: Any) -> tuple[float, float]:
-    """Mean and half-width of the normal-approximation 95% confidence interval.
-
-    Args:
-        values: a sequence or 1-D tensor/array of per-episode (or per-seed) values.
-
-    Returns:
-        ``(mean, 1.96 * std / sqrt(n))``; the half-width is 0 for a single value.
-    """
-    xs = [float(v) for v in (values.tolist() if hasattr(values, "tolist") else values)]
-    if not xs:
-        raise ValueError("mean_ci95 needs at least one value")
-    n = len(xs)
-    mean = sum(xs) / n
-    if n == 1:
-        return mean, 0.0
-    var = sum((x - mean) ** 2 for x in xs) / (n - 1)
-    return mean, 1.96 * math.sqrt(var / n)
 
 
 def record_result(
@@ -72,7 +51,7 @@ def record_result(
     Returns:
         The stored entry. Re-recording a metric replaces its earlier entry.
     """
-    from .config import is_fast
+    from ..config import is_fast
 
     entry = {
         "metric": metric,

@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="only notebooks whose path contains this text")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     args = parser.parse_args(argv)
-    from .data.paths import course_checkout
+    from ..data.paths import course_checkout
 
     root = (args.root or course_checkout() or Path.cwd()).resolve()
     out = (args.out or root / "build").resolve()

@@ -18,9 +18,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data.containers import ClassImages
-from .data.episodes import Episode
-from .report import mean_ci95
+from ..data.containers import ClassImages
+from ..data.episodes import Episode
+from .inference import embed
+from .stats import mean_ci95
 
 
 @dataclass(frozen=True)
@@ -150,19 +151,6 @@ def embed_classes(
     images = data.images if isinstance(data, ClassImages) else data
     n_classes, per_class = images.shape[:2]
     flat = images.flatten(0, 1)
-    if device is None:
-        device = next(iter(encoder.parameters()), torch.empty(0)).device
-    was_training = encoder.training
-    encoder.eval()
-    chunks = []
-    try:
-        with torch.no_grad():
-            for start in tqdm(range(0, len(flat), batch_size), desc="embed", disable=not progress, leave=False):
-                x = flat[start : start + batch_size].to(device)
-                x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-                if x.ndim == 3:  # grayscale (H, W) items get a channel axis
-                    x = x.unsqueeze(1)
-                chunks.append(encoder(x).flatten(1).float().cpu())
-    finally:
-        encoder.train(was_training)
-    return torch.cat(chunks).view(n_classes, per_class, -1)
+    if flat.ndim == 3:  # grayscale (H, W) items get a channel axis
+        flat = flat.unsqueeze(1)
+    return embed(encoder, flat, batch_size, device, progress=progress).view(n_classes, per_class, -1)
