@@ -35,8 +35,7 @@ from _common import previous_rows, write_results  # noqa: E402
 
 from fsl_utils import seed_everything  # noqa: E402
 from fsl_utils.encoders import Conv4  # noqa: E402
-from fsl_utils.data import EpisodeSampler, load_omniglot  # noqa: E402
-from fsl_utils.data import split_alphabets  # noqa: E402
+from fsl_utils.data import EpisodeSampler, load_omniglot, split_alphabets  # noqa: E402
 from fsl_utils.training import train  # noqa: E402
 from fsl_utils.evaluation import embed_classes, evaluate  # noqa: E402
 from fsl_utils.methods import NearestCentroid  # noqa: E402

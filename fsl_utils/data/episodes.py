@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import torch
 
-from .containers import ClassImages
+from .containers import ClassImages, to_float
 
 
 class Episode(NamedTuple):
@@ -85,7 +85,7 @@ def as_float_items(x: torch.Tensor, batch_dims: int) -> torch.Tensor:
     ``x`` has ``batch_dims`` leading axes before the items; other dtypes pass unchanged.
     """
     if x.dtype == torch.uint8:
-        x = x.float().div_(255)
+        x = to_float(x)
         if x.ndim == batch_dims + 2:
             x = x.unsqueeze(batch_dims)
     return x
