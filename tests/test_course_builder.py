@@ -7,7 +7,8 @@ import json
 
 import nbformat
 
-from fsl_utils.course.build import bench_entries, main
+from fsl_utils.course.build import main
+from fsl_utils.course.results import bench_entries
 
 
 def _write(path, *sources, title=None):

@@ -111,6 +111,13 @@ def write_image_folder(root: str | Path, images: torch.Tensor, labels: torch.Ten
     With ``labels``: ``root/<class name>/<prefix>_<i>.png`` (the ``ImageFolder`` layout of a
     support set). Without: ``root/<prefix>_<i>.png`` (a flat folder of queries).
 
+    Args:
+        root: the folder to write into (created if needed).
+        images: uint8 tensor of shape (n, C, H, W), C = 1 or 3.
+        labels: int64 tensor of shape (n,) indexing ``class_names``, or None.
+        class_names: the sub-folder name of each label.
+        prefix: start of every file name.
+
     Returns:
         The written paths, in the order of ``images``.
     """

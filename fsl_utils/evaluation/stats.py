@@ -14,6 +14,9 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     Args:
         logits: shape (N, n_classes).
         labels: int64, shape (N,).
+
+    Returns:
+        The accuracy in percent (0..100).
     """
     if logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
         raise ValueError(f"logits must have shape (N, n_classes) matching labels (N,), got {tuple(logits.shape)} and {tuple(labels.shape)}")

@@ -67,7 +67,15 @@ def shuffled_batches(
 
 
 def cross_entropy_step(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-    """Cross-entropy of ``model`` on a batch ``(x, y)`` and its batch accuracy (percent)."""
+    """Cross-entropy of ``model`` on a batch and its batch accuracy: the loss of :func:`train_supervised`.
+
+    Args:
+        model: maps x of shape (B, ...) to logits of shape (B, n_classes).
+        batch: ``(x, y)`` with int64 labels y of shape (B,).
+
+    Returns:
+        ``(loss, {"acc": accuracy in percent})``; the loss is a scalar with a graph.
+    """
     x, y = batch
     logits = model(x)
     return F.cross_entropy(logits, y), {"acc": accuracy(logits.detach(), y)}
