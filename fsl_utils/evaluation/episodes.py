@@ -47,7 +47,16 @@ class EvalResult:
 
 
 def episode_accuracy(method: torch.nn.Module, episode: Episode, device: torch.device | str | None = None) -> float:
-    """Fraction of the episode's queries the method classifies correctly."""
+    """Fraction of the episode's queries the method classifies correctly.
+
+    Args:
+        method: a few-shot classifier; its ``forward`` returns logits of shape (n_query, n_way).
+        episode: support_x (n_way * k_shot, ...), query_x (n_query, ...) and their labels.
+        device: where to run (default: the method's ``device`` attribute, if any).
+
+    Returns:
+        The accuracy as a fraction in [0, 1].
+    """
     device = device if device is not None else getattr(method, "device", None)
     episode = episode.to(device)
     method.process_support_set(episode.support_x, episode.support_y)

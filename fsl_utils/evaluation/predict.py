@@ -63,7 +63,13 @@ def _check_images(images: torch.Tensor) -> torch.Tensor:
 
 
 def fit_support(method: nn.Module, support: LabeledImages, device: torch.device | str | None = None) -> None:
-    """Give a labelled image set (uint8 (n, C, H, W) or float in [0, 1]) to the method as its support set."""
+    """Give a labelled image set to the method as its support set, in eval mode.
+
+    Args:
+        method: a few-shot classifier (``process_support_set``).
+        support: images uint8 (n, C, H, W) or float in [0, 1], labels int64 (n,).
+        device: where to run (default: the method's ``device`` attribute, if any).
+    """
     device = device if device is not None else getattr(method, "device", None)
     was_training = method.training
     method.eval()  # BatchNorm with running statistics: the support set must not update them
