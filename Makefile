@@ -100,4 +100,4 @@ deadlines: install-instructor  # import the due dates (CSV: name,duedate with a 
 	$(PY) -m fsl_utils.grading deadlines "$(FILE)"
 
 student: install  # the student repository: build/student/ (push it to the public repository)
-	$(PY) -m fsl_utils.student build/student $(if $(REPO),--repository $(REPO))
+	$(PY) -m fsl_utils.course.student build/student $(if $(REPO),--repository $(REPO))

@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 
 from _common import write_results
-from fsl_utils.backbones import extract_features, load_imagenet_encoder
+from fsl_utils.encoders import extract_features, load_imagenet_encoder
 from fsl_utils.data import by_class, load_cifar10
 from fsl_utils.methods.probe import fit_logistic_regression
 from fsl_utils.methods.zeroshot import TEMPLATES, CLIPHeads, ZeroShotClassifier, class_text_features
-from fsl_utils.report import mean_ci95
-from fsl_utils.text import TextEncoder
+from fsl_utils.evaluation import mean_ci95
+from fsl_utils.encoders.text import TextEncoder
 
 SEEN, HELD_OUT = list(range(5)), list(range(5, 10))
 PROMPTS = {

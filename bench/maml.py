@@ -38,7 +38,7 @@ import torch
 
 from _common import write_results
 from fsl_utils.data import EpisodeSampler, load_omniglot
-from fsl_utils.evaluate import evaluate
+from fsl_utils.evaluation import evaluate
 from fsl_utils.methods.maml import MAML, MAMLClassifier, maml_conv4, meta_train_step
 
 HEAD = ("1.weight", "1.bias")

@@ -31,10 +31,10 @@ import torch
 from _common import previous_rows, write_results
 from torch import nn
 
-from fsl_utils.backbones import Conv4
-from fsl_utils.data import ClassImages, EpisodeSampler, load_omniglot
-from fsl_utils.episodic import episode_loss, split_alphabets, train
-from fsl_utils.evaluate import embed_classes, evaluate
+from fsl_utils.encoders import Conv4
+from fsl_utils.data import ClassImages, EpisodeSampler, load_omniglot, split_alphabets
+from fsl_utils.training import episode_loss, train
+from fsl_utils.evaluation import embed_classes, evaluate
 from fsl_utils.methods import (
     MatchingNetworks,
     PrototypicalNetworks,

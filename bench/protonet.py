@@ -28,7 +28,7 @@ import torch
 from _common import write_results
 from fsl_utils import seed_everything
 from fsl_utils.data import EpisodeSampler, load_omniglot
-from fsl_utils.evaluate import evaluate
+from fsl_utils.evaluation import evaluate
 from fsl_utils.grading.notebook import load_reference
 
 SOLUTION = Path(__file__).resolve().parents[1] / "solutions" / "protonet" / "protonet.ipynb"

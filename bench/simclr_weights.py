@@ -40,7 +40,7 @@ from fsl_utils import seed_everything
 from fsl_utils.data import load_cifar10
 from fsl_utils.grading import LocalProbe, load_hidden_tests
 from fsl_utils.grading.notebook import grade_id, load_reference, read_notebook
-from fsl_utils.ssl import CifarCNN
+from fsl_utils.encoders import CifarCNN
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "simclr" / "simclr.ipynb"

@@ -43,16 +43,16 @@ from tqdm.auto import trange
 from _common import RESULTS, write_results
 from fsl_utils import seed_everything
 from fsl_utils.data import load_cifar10
+from fsl_utils.encoders import CifarCNN
+from fsl_utils.data import to_float
+from fsl_utils.evaluation import embed, evaluate_accuracy
 from fsl_utils.ssl import (
-    CifarCNN,
     PredictionHead,
     ProjectionHead,
-    accuracy,
     byol_loss,
     cosine_ema_decay,
     ema_copy,
     ema_update,
-    embed,
     embedding_std,
     fixmatch_loss,
     linear_probe,
@@ -63,7 +63,6 @@ from fsl_utils.ssl import (
     sigmoid_rampup,
     simclr_augment,
     strong_augment,
-    to_float,
     weak_augment,
 )
 
@@ -111,7 +110,7 @@ def train_semi(method: str, x_lab, y_lab, x_unl, steps: int, mu: int, seed: int,
         if teacher is not None:
             ema_update(teacher, model, min(0.99, 1 - 1 / (step + 1)))
     cpu = time.process_time() - start
-    out: dict[str, Any] = {"accuracy": round(accuracy(teacher or model, eval_x, eval_y), 2), "cpu_seconds": round(cpu, 1), "steps": steps}
+    out: dict[str, Any] = {"accuracy": round(evaluate_accuracy(teacher or model, eval_x, eval_y, batch_size=500), 2), "cpu_seconds": round(cpu, 1), "steps": steps}
     if mask_rates:
         out["final_mask_rate"] = round(sum(mask_rates[-50:]) / len(mask_rates[-50:]), 3)
     return out

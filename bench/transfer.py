@@ -35,11 +35,13 @@ from torch import nn
 
 from _common import write_results
 from fsl_utils import seed_everything
-from fsl_utils.backbones import extract_features, load_imagenet_encoder
+from fsl_utils.encoders import extract_features, load_imagenet_encoder
 from fsl_utils.data import load_cifar10, load_omniglot
-from fsl_utils.report import mean_ci95
+from fsl_utils.evaluation import mean_ci95
 from fsl_utils.retrieval import simulate_feedback
-from fsl_utils.train import evaluate_accuracy, few_labels, fit, fit_linear_head, random_crop_flip
+from fsl_utils.data import few_labels
+from fsl_utils.evaluation import evaluate_accuracy
+from fsl_utils.training import random_crop_flip, train_linear_head, train_supervised
 
 ALPHABET = "Oriya"  # the lecture's target (see lectures/02_embedding_retrieval.ipynb)
 # The guide's three steps, each with its own result; this bench runs only the ImageNet search and its probe.
@@ -56,7 +58,7 @@ def scratch_accuracy(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_t
         if isinstance(m, nn.BatchNorm2d):
             m.momentum = 0.1  # the TF port's 0.01 is too slow for a few hundred steps
     model = nn.Sequential(net, nn.Linear(net.feature_dim, 10))
-    fit(model, x, y, steps=math.ceil(epochs * len(x) / 32), batch_size=32, lr=1e-3, weight_decay=5e-4,
+    train_supervised(model, x, y, steps=math.ceil(epochs * len(x) / 32), batch_size=32, lr=1e-3, weight_decay=5e-4,
         augment=random_crop_flip, generator=torch.Generator().manual_seed(seed), progress=False)
     return evaluate_accuracy(model, x_test, y_test)
 
@@ -77,7 +79,7 @@ def transfer(seeds: int, n_test: int, labels_per_class: int, epochs: int) -> dic
     for seed, idx in enumerate(picks):
         rows = torch.tensor([where[int(i)] for i in idx])
         torch.manual_seed(seed)
-        head = fit_linear_head(feats[rows], y_pool[idx], n_classes=10, epochs=100, lr=1e-2, weight_decay=1e-4,
+        head = train_linear_head(feats[rows], y_pool[idx], n_classes=10, epochs=100, lr=1e-2, weight_decay=1e-4,
                                generator=torch.Generator().manual_seed(seed))
         probe.append(evaluate_accuracy(head, h_test, y_test))
         scratch.append(scratch_accuracy(x_pool[idx], y_pool[idx], x_test, y_test, seed, epochs))

@@ -34,14 +34,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import previous_rows, write_results  # noqa: E402
 
 from fsl_utils import seed_everything  # noqa: E402
-from fsl_utils.backbones import Conv4  # noqa: E402
-from fsl_utils.data import EpisodeSampler, load_omniglot  # noqa: E402
-from fsl_utils.episodic import split_alphabets, train  # noqa: E402
-from fsl_utils.evaluate import embed_classes, evaluate  # noqa: E402
+from fsl_utils.encoders import Conv4  # noqa: E402
+from fsl_utils.data import EpisodeSampler, load_omniglot, split_alphabets  # noqa: E402
+from fsl_utils.training import train  # noqa: E402
+from fsl_utils.evaluation import embed_classes, evaluate  # noqa: E402
 from fsl_utils.methods import NearestCentroid  # noqa: E402
 from fsl_utils.methods.triplet import MININGS, L2Normalize, triplet_fractions, triplet_loss  # noqa: E402
-from fsl_utils.pairs import PairSampler  # noqa: E402
-from fsl_utils.verification import accuracy_at, auc, best_threshold, roc_curve  # noqa: E402
+from fsl_utils.data.pairs import PairSampler  # noqa: E402
+from fsl_utils.evaluation.verification import accuracy_at, auc, best_threshold, roc_curve  # noqa: E402
 
 PROTOCOL = ("28x28 Omniglot, Lake background with rotations minus 4 validation alphabets; Conv-4 without its last pool "
             "(576 features), L2-normalised; batches of 32 characters x 4 drawings; Adam one-cycle 3e-3; seed 0; "

@@ -10,14 +10,14 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 
+from .data.containers import to_float
 from .data.episodes import Episode
 
 
 def _as_hwc(images: torch.Tensor) -> np.ndarray:
     """(n, C, H, W) or (n, H, W) float/uint8 -> (n, H, W, C) float in [0, 1]."""
     x = images.detach().cpu()
-    if x.dtype == torch.uint8:
-        x = x.float() / 255
+    x = to_float(x) if x.dtype == torch.uint8 else x
     if x.ndim == 3:
         x = x.unsqueeze(1)
     lo, hi = float(x.min()), float(x.max())

@@ -5,7 +5,7 @@
   relevance-feedback widget is clicked (thumbs up / down by the ground truth, "retrain &
   re-rank") and its grid is checked against the lecture's own from-scratch functions
   (``search_from_scratch``, ``feedback_from_scratch``), evaluated in the same kernel.
-* A student's JupyterLab (``python -m fsl_utils.lab --student``) has nbgrader's Assignment List
+* A student's JupyterLab (``python -m fsl_utils.course.lab --student``) has nbgrader's Assignment List
   and Validate, but no Formgrader and no Create Assignment; the instructor's has them.
 
 Screenshots land in build/browser/. Without Chromium or playwright the tests skip locally with
@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from browser.lab import Lab, chromium_page, jupyter_lab, require_browser, wait_for
-from fsl_utils import student
+from fsl_utils.course import student
 from fsl_utils.data import data_root
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,7 +218,7 @@ def test_students_jupyterlab_has_no_instructor_tools(student_course, role, tmp_p
 
     def configure(env):
         if role == "student":  # what a hub's image runs once (here at the user level of the server's private config)
-            subprocess.run([sys.executable, "-m", "fsl_utils.lab", "--student", "--level", "user"], env=env, check=True)
+            subprocess.run([sys.executable, "-m", "fsl_utils.course.lab", "--student", "--level", "user"], env=env, check=True)
 
     with jupyter_lab(student_course, setup=configure, home=tmp_path / "jupyter") as lab, chromium_page() as page:
         page.set_default_timeout(60_000)

@@ -1,4 +1,4 @@
-"""fsl_utils.byo: classify and retrieve your own images with any few-shot method, on a generated folder."""
+"""fsl_utils.evaluation.predict: classify and retrieve your own images with any few-shot method, on a generated folder."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from fsl_utils.byo import Predictions, classify_folder, fit_support, predict, retrieve, write_image_folder
+from fsl_utils.data import write_image_folder
+from fsl_utils.evaluation.predict import Predictions, classify_folder, fit_support, predict, retrieve
 from fsl_utils.data import DataNotFoundError, load_image_folder
 from fsl_utils.data.containers import LabeledImages
 from fsl_utils.methods import LinearProbe, NearestCentroid

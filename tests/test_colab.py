@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fsl_utils import colab
+from fsl_utils.course import colab
 from fsl_utils.data import download
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def test_every_notebook_starts_with_its_title_then_the_colab_cell(path):
     assert colab.TAG in first_code["metadata"].get("tags", []), "the Colab cell is the first code cell"
     assert sum(colab.TAG in c["metadata"].get("tags", []) for c in cells) == 1
     assert colab.notebook_datasets(nb) == EXPECTED[path.stem]
-    assert "".join(first_code["source"]) == colab.cell_source(EXPECTED[path.stem]), "stale: run python -m fsl_utils.colab"
+    assert "".join(first_code["source"]) == colab.cell_source(EXPECTED[path.stem]), "stale: run python -m fsl_utils.course.colab"
 
 
 def _cell(name: str) -> str:

@@ -7,7 +7,8 @@ import json
 
 import nbformat
 
-from fsl_utils.course import bench_entries, main
+from fsl_utils.course.build import main
+from fsl_utils.course.results import bench_entries
 
 
 def _write(path, *sources, title=None):
@@ -41,7 +42,7 @@ def test_course_builds_html_results_and_index(tmp_path, monkeypatch):
         tmp_path / "lectures" / "01_demo.ipynb",
         "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3]); plt.show()",
         "from pathlib import Path\nprint(Path.cwd().name)",
-        "from fsl_utils.report import record_result\nrecord_result('01_demo', 'accuracy', 91.5, ci95=0.4, paper=98.8, protocol='toy')\n"
+        "from fsl_utils.course.results import record_result\nrecord_result('01_demo', 'accuracy', 91.5, ci95=0.4, paper=98.8, protocol='toy')\n"
         "record_result('01_demo', 'speed', 3.0, unit='x')",
         title="Lecture 1 - Demo",
     )
@@ -97,7 +98,7 @@ def test_a_figure_that_fails_to_draw_fails_the_run(tmp_path):
     traceback is shown as an output): the run must still be reported as failed, not "ok"."""
     import nbformat
 
-    from fsl_utils.course import execute_and_render
+    from fsl_utils.course.build import execute_and_render
 
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("%matplotlib inline\nimport matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.xlabel(r'$\\lVert x \\rVert$');"),

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 
 from browser.lab import chromium_page, require_browser
-from fsl_utils.course import html_exporter, local_mathjax
+from fsl_utils.course.build import html_exporter, local_mathjax
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "build" / "browser"

@@ -47,9 +47,9 @@ def test_kubernetes_files_agree():
 
 
 def test_students_config_switches_off_what_fsl_utils_lab_switches_off():
-    """deploy/local/students/ (one machine, shared environment) and `python -m fsl_utils.lab --student`
+    """deploy/local/students/ (one machine, shared environment) and `python -m fsl_utils.course.lab --student`
     (an image's environment) must agree on what students do not get."""
-    from fsl_utils.lab import INSTRUCTOR_LAB_PLUGINS, INSTRUCTOR_SERVER_EXTENSION
+    from fsl_utils.course.lab import INSTRUCTOR_LAB_PLUGINS, INSTRUCTOR_SERVER_EXTENSION
 
     students = ROOT / "deploy" / "local" / "students"
     server = json.loads((students / "jupyter_server_config.json").read_text())["ServerApp"]["jpserver_extensions"]

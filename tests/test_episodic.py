@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from fsl_utils.data import ClassImages, EpisodeSampler
-from fsl_utils.episodic import History, episode_loss, split_alphabets, train, train_episodic
-from fsl_utils.evaluate import evaluate
+from fsl_utils.data import split_alphabets
+from fsl_utils.training import History, episode_loss, train, train_episodic
+from fsl_utils.evaluation import evaluate
 from fsl_utils.methods import PrototypicalNetworks
 from seeds import rng
 

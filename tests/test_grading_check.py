@@ -1,4 +1,4 @@
-"""``python -m fsl_utils.check``: every problem a student can leave in a submission is
+"""``python -m fsl_utils.course.check``: every problem a student can leave in a submission is
 reported with a fix, and a good submission passes (including a real top-to-bottom run)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fsl_utils.check import check
+from fsl_utils.course.check import check
 from fsl_utils.grading.notebook import fill_solutions, grade_id
 
 from grading import cases
@@ -43,7 +43,7 @@ def test_good_submission_passes_without_running(tmp_path):
 
 def test_points_by_who_checks_them_for_every_assignment():
     """The release manifests split the points as docs/assignments.md does (visible tests, hidden tests, by hand)."""
-    from fsl_utils.check import Points
+    from fsl_utils.course.check import Points
 
     root = cases.RELEASE.parents[2]
     found = {a: Points.of(json.loads((root / "assignments" / a / "manifest.json").read_text())) for a in ("protonet", "maml", "simclr")}
@@ -120,12 +120,12 @@ def test_file_problems_are_reported(tmp_path):
 
 def test_command_runs_the_notebook_top_to_bottom(tmp_path):
     folder = _folder(tmp_path)
-    out = subprocess.run([sys.executable, "-m", "fsl_utils.check", str(folder)], capture_output=True, text=True, timeout=1200)
+    out = subprocess.run([sys.executable, "-m", "fsl_utils.course.check", str(folder)], capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stdout + out.stderr[-2000:]
     assert "runs top to bottom" in out.stdout
     assert out.stdout.strip().splitlines()[-1] == ("Visible tests pass (5 of 20 autograded points); 15 points are checked by "
                                                    "hidden tests after you submit, 5 points of written answers are graded by hand.")
     nb = _mutate("not_implemented")
     bad = _folder(tmp_path / "bad", nb) if (tmp_path / "bad").mkdir() is None else None
-    out = subprocess.run([sys.executable, "-m", "fsl_utils.check", str(bad), "--no-run"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-m", "fsl_utils.course.check", str(bad), "--no-run"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 1 and "PROBLEM" in out.stdout

@@ -19,7 +19,7 @@ import pytest
 from nbformat.notebooknode import NotebookNode
 from nbgrader.utils import determine_grade
 
-from fsl_utils.check import MAX_SUBMITTED_BYTES
+from fsl_utils.course.check import MAX_SUBMITTED_BYTES
 from fsl_utils.grading import isolation, sandbox, stubs
 from fsl_utils.grading.execute import score_on_errors
 from fsl_utils.grading.intake import take_in

@@ -1,4 +1,4 @@
-"""fsl_utils.leaderboard: identical episodes across inputs, accuracies against a naive oracle,
+"""fsl_utils.evaluation.leaderboard: identical episodes across inputs, accuracies against a naive oracle,
 cost measurement, tables and plots."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from fsl_utils.data.containers import ClassImages
-from fsl_utils.cost import measure, resident_bytes
-from fsl_utils.leaderboard import Contender, plot_accuracy_vs_shots, run_leaderboard, table_markdown
-from fsl_utils.leaderboard import episodes as leaderboard_episodes
+from fsl_utils.evaluation.cost import measure, resident_bytes
+from fsl_utils.evaluation.leaderboard import Contender, plot_accuracy_vs_shots, run_leaderboard, table_markdown
+from fsl_utils.evaluation.leaderboard import episodes as leaderboard_episodes
 from fsl_utils.methods import NearestCentroid
 from fsl_utils.methods.base import FewShotClassifier
 
@@ -114,7 +114,7 @@ def test_bad_inputs_are_named():
 
 
 class _Clocks:
-    """Stand-in for the ``time`` module of fsl_utils.cost: each clock returns its values in turn."""
+    """Stand-in for the ``time`` module of fsl_utils.evaluation.cost: each clock returns its values in turn."""
 
     def __init__(self, perf_counter, process_time):
         self._wall, self._cpu = iter(perf_counter), iter(process_time)
@@ -127,7 +127,7 @@ class _Clocks:
 
 
 class _WatchedResidentMemory:
-    """``resident_bytes`` of fsl_utils.cost, watched: ``grown`` is set once a reading is at least
+    """``resident_bytes`` of fsl_utils.evaluation.cost, watched: ``grown`` is set once a reading is at least
     ``threshold`` bytes above the first one (the baseline ``measure`` takes on entering)."""
 
     def __init__(self, threshold):
@@ -143,17 +143,17 @@ class _WatchedResidentMemory:
 
 
 def test_measure_sees_time_cpu_and_memory(monkeypatch):
-    import fsl_utils.cost
+    import fsl_utils.evaluation.cost
 
     # wall time from the wall clock, CPU time from the process's CPU clock (0.2 s waited, 0.01 s computed)
-    monkeypatch.setattr(fsl_utils.cost, "time", _Clocks(perf_counter=[100.0, 100.2], process_time=[5.0, 5.01]))
+    monkeypatch.setattr(fsl_utils.evaluation.cost, "time", _Clocks(perf_counter=[100.0, 100.2], process_time=[5.0, 5.01]))
     with measure() as idle:
         pass
     assert idle.cost.wall_seconds == pytest.approx(0.2) and idle.cost.cpu_seconds == pytest.approx(0.01), idle.cost
     monkeypatch.undo()
 
     watched = _WatchedResidentMemory(threshold=150 * 2**20)
-    monkeypatch.setattr(fsl_utils.cost, "resident_bytes", watched)
+    monkeypatch.setattr(fsl_utils.evaluation.cost, "resident_bytes", watched)
     with measure() as busy:
         big = torch.ones(200 * 2**20 // 4)  # 200 MiB, touched
         # the sampler thread must see it before it is freed: wait for its reading, not for a duration
@@ -184,7 +184,7 @@ def test_table_and_plot():
 
 
 def test_precomputed_embeddings_give_the_same_accuracies_as_images():
-    from fsl_utils.backbones import Conv4
+    from fsl_utils.encoders import Conv4
     from fsl_utils.methods import PrototypicalNetworks
 
     data = _toy(n_classes=6, per_class=8, size=8)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fsl_utils.data import Episode, EpisodeSampler
-from fsl_utils.evaluate import evaluate
+from fsl_utils.evaluation import evaluate
 from fsl_utils.methods.maml import MAML, MAMLClassifier, maml_conv4, meta_train_step
 
 

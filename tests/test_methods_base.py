@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fsl_utils.backbones import Conv4
+from fsl_utils.encoders import Conv4
 from fsl_utils.data import EpisodeSampler
-from fsl_utils.evaluate import evaluate
+from fsl_utils.evaluation import evaluate
 from fsl_utils.methods import FewShotClassifier, check_support
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from fsl_utils.data import ClassImages, EpisodeSampler
-from fsl_utils.leaderboard import Contender, run_leaderboard
+from fsl_utils.evaluation.leaderboard import Contender, run_leaderboard
 from fsl_utils.methods.baseline import BaselineFinetune, CosineClassifier, chen_scale, pretrain_classifier
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fsl_utils.backbones import Conv4
+from fsl_utils.encoders import Conv4
 from fsl_utils.data import ClassImages, EpisodeSampler
-from fsl_utils.evaluate import batchnorm_batch_statistics, embed_classes, evaluate
+from fsl_utils.evaluation import batchnorm_batch_statistics, embed_classes, evaluate
 from fsl_utils.methods import MatchingNetworks, PrototypicalNetworks
 from seeds import rng
 

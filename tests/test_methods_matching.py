@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fsl_utils.backbones import Conv4
+from fsl_utils.encoders import Conv4
 from fsl_utils.data import EpisodeSampler
 from fsl_utils.methods import MatchingNetworks, PrototypicalNetworks
 from fsl_utils.methods.matching import attention_log_probs

@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from fsl_utils.data import EpisodeSampler
-from fsl_utils.evaluate import evaluate
+from fsl_utils.evaluation import evaluate
 from fsl_utils.methods import LinearProbe
 from fsl_utils.methods.probe import fit_logistic_regression
 from seeds import rng

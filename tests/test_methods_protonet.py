@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fsl_utils.backbones import Conv4
+from fsl_utils.encoders import Conv4
 from fsl_utils.data import EpisodeSampler
 from fsl_utils.methods import NearestCentroid, PrototypicalNetworks
 from fsl_utils.methods.protonet import class_means, cosine_similarity_matrix, squared_euclidean

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fsl_utils.backbones import Conv4
+from fsl_utils.encoders import Conv4
 from fsl_utils.data import ClassImages, EpisodeSampler
 from fsl_utils.methods import SiameseClassifier, SiameseNetwork, balanced_pair_bce, contrastive_loss
-from fsl_utils.pairs import PairSampler
+from fsl_utils.data.pairs import PairSampler
 from seeds import rng
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from fsl_utils.methods.triplet import pairwise_distances, triplet_fractions, triplet_loss
-from fsl_utils.verification import accuracy_at, auc, best_threshold, roc_curve
+from fsl_utils.evaluation.verification import accuracy_at, auc, best_threshold, roc_curve
 
 
 def _batch(seed=0, n_classes=4, per_class=3, dim=5):

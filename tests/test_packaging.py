@@ -81,7 +81,7 @@ def test_student_code_does_not_import_instructor_tools():
 def test_readme_speaks_to_students_first_and_makefile_has_the_commands():
     readme = (ROOT / "README.md").read_text()
     students, maintainers = readme.split("<!-- student-repository", 1)
-    for needed in ("make lab", "CPU=1", "Colab", "JupyterHub", "docs/students.md", "fsl_utils.check"):
+    for needed in ("make lab", "CPU=1", "Colab", "JupyterHub", "docs/students.md", "fsl_utils.course.check"):
         assert needed in students, f"the students' part of README lacks {needed!r}"
     for tool in ("make test", "make grade", "make bench", "FSL_DATA_DIR", "nbgrader"):
         assert tool not in students, f"{tool!r} is maintainers' material: move it below the student part"

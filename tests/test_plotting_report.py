@@ -10,7 +10,8 @@ import torch
 
 from fsl_utils.data import EpisodeSampler
 from fsl_utils.plotting import image_grid, plot_episode, plot_learning_curves
-from fsl_utils.report import mean_ci95, record_result
+from fsl_utils.course.results import record_result
+from fsl_utils.evaluation import mean_ci95
 
 
 def test_image_grid_places_tiles_with_gap():

@@ -1,4 +1,4 @@
-"""fsl_utils.recipes: every training recipe runs a few steps on real data, changes the weights and
+"""fsl_utils.training.recipes: every training recipe runs a few steps on real data, changes the weights and
 returns a working few-shot classifier (the lectures measure how well they learn)."""
 
 from __future__ import annotations
@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fsl_utils.backbones import Conv4
+from fsl_utils.encoders import Conv4
 from fsl_utils.data import EpisodeSampler
 from fsl_utils.methods import MatchingNetworks, PrototypicalNetworks, SiameseClassifier
 from fsl_utils.methods.maml import MAMLClassifier
 from fsl_utils.methods.baseline import BaselineFinetune, CosineClassifier
-from fsl_utils.recipes import pretrain_ssl, train_baseline, train_clip_heads, train_maml, train_matching, train_protonet, train_siamese
+from fsl_utils.training.recipes import pretrain_ssl, train_baseline, train_clip_heads, train_maml, train_matching, train_protonet, train_siamese
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_ssl_recipe(cifar_train, method):
     with torch.no_grad():
         z = encoder(images[:4].float() / 255)
     assert z.shape == (4, 128) and torch.isfinite(z).all()
-    from fsl_utils.ssl import CifarCNN
+    from fsl_utils.encoders import CifarCNN
 
     torch.manual_seed(0)
     assert not torch.equal(CifarCNN(0).encoder[1].weight, encoder.encoder[1].weight)

@@ -7,17 +7,16 @@ import pytest
 import torch
 from torch import nn
 
+from fsl_utils.encoders import CifarCNN
+from fsl_utils.data import to_float
+from fsl_utils.evaluation import embed, evaluate_accuracy
 from fsl_utils.ssl import (
-    CifarCNN,
     PredictionHead,
     ProjectionHead,
-    accuracy,
-    embed,
     embedding_std,
     linear_probe,
     random_batches,
     semi_supervised_split,
-    to_float,
 )
 
 
@@ -101,11 +100,10 @@ def test_embed_and_accuracy_agree_with_a_direct_forward_pass():
     assert torch.allclose(out, expected, atol=1e-5) and model.training  # restores the mode
     labels = torch.randint(0, 10, (23,))
     oracle = 100.0 * np.mean([int(o.argmax()) == int(y) for o, y in zip(expected, labels)])
-    assert accuracy(model, images, labels, batch_size=7) == pytest.approx(oracle)
-    with pytest.raises(ValueError, match="uint8"):
-        embed(model, to_float(images))
+    assert evaluate_accuracy(model, images, labels, batch_size=7) == pytest.approx(oracle)
+    assert torch.equal(embed(model, to_float(images), batch_size=5), out)  # float inputs in [0, 1] give the same
     with pytest.raises(ValueError, match="labels"):
-        accuracy(model, images, labels[:3])
+        evaluate_accuracy(model, images, labels[:3])
 
 
 def test_linear_probe_separates_separable_features_and_not_noise():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fsl_utils import colab, student
+from fsl_utils.course import colab, student
 from fsl_utils.data import data_root
 from fsl_utils.grading.notebook import fill_solutions, solution_sources
 
@@ -34,15 +34,15 @@ def _files(tree: Path) -> set[str]:
 
 def test_what_students_get_and_what_they_do_not(tree):
     files = _files(tree)
-    for needed in ("README.md", "Makefile", "pyproject.toml", "environment.yml", "docs/students.md", "fsl_utils/check.py",
-                   "fsl_utils/data/paths.py", "fsl_utils/colab.py", "assignments/protonet/manifest.json"):
+    for needed in ("README.md", "Makefile", "pyproject.toml", "environment.yml", "docs/students.md", "fsl_utils/course/check.py",
+                   "fsl_utils/data/paths.py", "fsl_utils/course/colab.py", "assignments/protonet/manifest.json"):
         assert needed in files, needed
     assert {f for f in files if f.startswith("lectures/")} == {str(p.relative_to(ROOT)) for p in (ROOT / "lectures").glob("*.ipynb")}
     assert {f for f in files if f.startswith("assignments/")} == {f"assignments/{a}/{n}" for a in ("protonet", "maml", "simclr")
                                                                   for n in (f"{a}.ipynb", "manifest.json")}
     for never in ("solutions", "tests", "bench", "fsl_utils/grading", ".ci", "grading", "data", "build"):
         assert not any(f == never or f.startswith(never + "/") for f in files), never
-    for never in ("nbgrader_config.py", "docs/instructors.md", "docs/assignments.md", "fsl_utils/student.py", "conftest.py"):
+    for never in ("nbgrader_config.py", "docs/instructors.md", "docs/assignments.md", "fsl_utils/course/student.py", "conftest.py"):
         assert never not in files, never
     assert not [f for f in files if f.endswith((".pt", ".pth")) or "hidden_tests" in f]
 
@@ -111,7 +111,7 @@ def test_a_filled_in_homework_passes_the_check_inside_the_student_repository(tre
     where = subprocess.run([sys.executable, "-c", "import fsl_utils.data as d; print(d.__file__); print(d.data_root())"],
                            cwd=folder, env=env, capture_output=True, text=True, check=True).stdout.split()
     assert where == [str(work / "fsl_utils" / "data" / "__init__.py"), str(work / "data")]
-    out = subprocess.run([sys.executable, "-m", "fsl_utils.check", "assignments/protonet"], cwd=work, env=env,
+    out = subprocess.run([sys.executable, "-m", "fsl_utils.course.check", "assignments/protonet"], cwd=work, env=env,
                          capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1].startswith("Visible tests pass (5 of 20 autograded points)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fsl_utils.text import EMBEDDING_DIM, TextEncoder
+from fsl_utils.encoders.text import EMBEDDING_DIM, TextEncoder
 
 
 @pytest.fixture(scope="module")

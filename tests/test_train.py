@@ -8,16 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from fsl_utils.train import (
-    accuracy,
-    evaluate_accuracy,
-    few_labels,
-    fit,
-    fit_linear_head,
-    predict,
-    random_affine,
-    random_crop_flip,
-)
+from fsl_utils.data import few_labels
+from fsl_utils.evaluation import accuracy, embed, evaluate_accuracy
+from fsl_utils.training import random_affine, random_crop_flip, train_linear_head, train_supervised
 
 
 def test_accuracy_matches_a_loop_oracle():
@@ -65,11 +58,11 @@ def _blobs(n: int = 300, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 def test_fit_linear_head_learns_separable_classes_and_is_deterministic():
     x, y = _blobs()
     torch.manual_seed(0)
-    head = fit_linear_head(x[:200], y[:200], epochs=50, generator=torch.Generator().manual_seed(0))
+    head = train_linear_head(x[:200], y[:200], epochs=50, generator=torch.Generator().manual_seed(0))
     assert isinstance(head, nn.Linear) and head.out_features == 3
     assert evaluate_accuracy(head, x[200:], y[200:]) > 95
     torch.manual_seed(0)
-    again = fit_linear_head(x[:200], y[:200], epochs=50, generator=torch.Generator().manual_seed(0))
+    again = train_linear_head(x[:200], y[:200], epochs=50, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(head.weight, again.weight)
 
 
@@ -79,9 +72,9 @@ def test_fit_trains_only_parameters_that_require_grad_and_reduces_loss():
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
     model[0].requires_grad_(False)
     frozen = model[0].weight.clone()
-    history = fit(model, x, y, epochs=20, batch_size=32, lr=1e-2, generator=torch.Generator().manual_seed(0), progress=False)
-    assert history.steps == 20 * 10
-    assert np.mean(history.loss[-10:]) < 0.5 * np.mean(history.loss[:10])
+    history = train_supervised(model, x, y, epochs=20, batch_size=32, lr=1e-2, generator=torch.Generator().manual_seed(0), progress=False)
+    assert len(history.values["train loss"]) == 20 * 10
+    assert np.mean(history.values["train loss"][-10:]) < 0.5 * np.mean(history.values["train loss"][:10])
     assert torch.equal(model[0].weight, frozen)
     assert not model.training
 
@@ -98,30 +91,30 @@ def test_fit_on_uint8_images_with_augmentation_and_bn_eval():
         return random_crop_flip(x, gen, padding=1)
 
     running = model[1].running_mean.clone()
-    history = fit(model, images, labels, steps=3, batch_size=16, augment=augment, bn_eval=True, progress=False)
-    assert history.steps == 3 and len(seen) == 3
+    history = train_supervised(model, images, labels, steps=3, batch_size=16, augment=augment, bn_eval=True, progress=False)
+    assert len(history.values["train loss"]) == 3 and len(seen) == 3
     assert all(dtype == torch.float32 and peak <= 1.0 for dtype, peak in seen)
     assert torch.equal(model[1].running_mean, running)  # BN statistics untouched in bn_eval mode
-    assert predict(model, images).shape == (40, 2)
+    assert embed(model, images).shape == (40, 2)
 
 
 def test_fit_rejects_bad_inputs():
     x, y = _blobs(20)
     model = nn.Linear(8, 3)
     with pytest.raises(ValueError, match="pair up"):
-        fit(model, x, y[:-1], steps=1)
+        train_supervised(model, x, y[:-1], steps=1)
     with pytest.raises(ValueError, match="int64"):
-        fit(model, x, y.float(), steps=1)
+        train_supervised(model, x, y.float(), steps=1)
     with pytest.raises(ValueError, match="steps or epochs"):
-        fit(model, x, y)
+        train_supervised(model, x, y)
     with pytest.raises(ValueError, match="optimizer"):
-        fit(model, x, y, steps=1, optimizer="lbfgs")
+        train_supervised(model, x, y, steps=1, optimizer="lbfgs")
     with pytest.raises(ValueError, match="no trainable"):
-        fit(model.requires_grad_(False), x, y, steps=1)
+        train_supervised(model.requires_grad_(False), x, y, steps=1)
     with pytest.raises(ValueError, match="labels must lie"):
-        fit_linear_head(x, y, n_classes=2)
+        train_linear_head(x, y, n_classes=2)
     with pytest.raises(ValueError, match="float tensor"):
-        fit_linear_head(x.long(), y)
+        train_linear_head(x.long(), y)
 
 
 def test_random_affine_identity_and_quarter_turn_oracles():

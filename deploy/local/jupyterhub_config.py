@@ -56,7 +56,7 @@ c.Spawner.notebook_dir = "~"
 
 
 def _jupyter_config_path(spawner) -> str:
-    """Students' servers also read students/: no formgrader, no Create Assignment (as `python -m fsl_utils.lab --student`)."""
+    """Students' servers also read students/: no formgrader, no Create Assignment (as `python -m fsl_utils.course.lab --student`)."""
     shared = [SHARED_CONFIG]
     if spawner.user.name not in INSTRUCTORS:
         shared.insert(0, os.path.join(HERE, "students"))

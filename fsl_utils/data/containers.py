@@ -42,7 +42,7 @@ class ClassImages:
     def as_float(self) -> torch.Tensor:
         """All images as float32 in [0, 1], with a channel axis:
         shape (n_classes, n_per_class, C, H, W)."""
-        x = self.images.float().div_(255)
+        x = to_float(self.images)
         return x.unsqueeze(2) if x.ndim == 4 else x
 
 
@@ -67,3 +67,37 @@ class LabeledImages:
         """The examples at ``index`` (a long tensor or list of positions)."""
         idx = torch.as_tensor(index, dtype=torch.long)
         return LabeledImages(self.images[idx], self.labels[idx], self.class_names)
+
+
+def few_labels(labels: torch.Tensor, per_class: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Positions of ``per_class`` randomly chosen examples of every class (class-major).
+
+    Args:
+        labels: int64 labels of shape (N,).
+        per_class: examples to draw from each class.
+        generator: CPU generator; the same seed gives the same draw.
+
+    Returns:
+        Long tensor of shape (n_classes * per_class,).
+    """
+    classes = torch.unique(labels)
+    picks = []
+    for c in classes.tolist():
+        pos = torch.nonzero(labels == c).flatten()
+        if len(pos) < per_class:
+            raise ValueError(f"class {c} has {len(pos)} examples, fewer than per_class={per_class}")
+        picks.append(pos[torch.randperm(len(pos), generator=generator)[:per_class]])
+    return torch.cat(picks)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """The one uint8 -> float conversion of the course: images in 0..255 -> float32 in [0, 1].
+
+    Args:
+        images: uint8 tensor of any shape, e.g. (B, C, H, W); float tensors are only cast
+            to float32 (they are taken to be in [0, 1] already).
+
+    Returns:
+        float32 tensor of the same shape (a new tensor for uint8 input).
+    """
+    return images.float().div_(255) if images.dtype == torch.uint8 else images.float()

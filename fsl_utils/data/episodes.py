@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import torch
 
-from .containers import ClassImages
+from .containers import ClassImages, to_float
 
 
 class Episode(NamedTuple):
@@ -72,7 +72,14 @@ def _labels(n_way: int, per_class: int, device: torch.device | None = None) -> t
 
 
 def class_tensor(data: ClassImages | torch.Tensor) -> torch.Tensor:
-    """The (n_classes, n_per_class, *item) tensor behind ``data``; ValueError for anything else."""
+    """The tensor behind ``data``.
+
+    Args:
+        data: :class:`ClassImages` or a tensor of shape (n_classes, n_per_class, *item).
+
+    Returns:
+        The tensor of shape (n_classes, n_per_class, *item); ValueError for anything else.
+    """
     images = data.images if isinstance(data, ClassImages) else data
     if not isinstance(images, torch.Tensor) or images.ndim < 3:
         raise ValueError("data must be ClassImages or a tensor of shape (n_classes, n_per_class, *item_shape)")
@@ -82,10 +89,15 @@ def class_tensor(data: ClassImages | torch.Tensor) -> torch.Tensor:
 def as_float_items(x: torch.Tensor, batch_dims: int) -> torch.Tensor:
     """uint8 images -> float32 in [0, 1], with a channel axis for grayscale (H, W) items.
 
-    ``x`` has ``batch_dims`` leading axes before the items; other dtypes pass unchanged.
+    Args:
+        x: uint8 of shape (*batch, H, W) or (*batch, C, H, W), or any other dtype (unchanged).
+        batch_dims: how many leading axes ``*batch`` has.
+
+    Returns:
+        float32 of shape (*batch, C, H, W) in [0, 1] for uint8 input (C = 1 for grayscale).
     """
     if x.dtype == torch.uint8:
-        x = x.float().div_(255)
+        x = to_float(x)
         if x.ndim == batch_dims + 2:
             x = x.unsqueeze(batch_dims)
     return x

@@ -102,3 +102,35 @@ def load_images(paths: list[str | Path] | str | Path, image_size: int = 84, gray
             raise DataNotFoundError(f"{folder} contains no image files ({', '.join(sorted(IMAGE_SUFFIXES))}).")
     files = [Path(p) for p in paths]
     return torch.stack([read_image(f, image_size, grayscale) for f in files]), files
+
+
+def write_image_folder(root: str | Path, images: torch.Tensor, labels: torch.Tensor | None, class_names: list[str],
+                       prefix: str = "img") -> list[Path]:
+    """Write uint8 images (n, C, H, W) as PNG files.
+
+    With ``labels``: ``root/<class name>/<prefix>_<i>.png`` (the ``ImageFolder`` layout of a
+    support set). Without: ``root/<prefix>_<i>.png`` (a flat folder of queries).
+
+    Args:
+        root: the folder to write into (created if needed).
+        images: uint8 tensor of shape (n, C, H, W), C = 1 or 3.
+        labels: int64 tensor of shape (n,) indexing ``class_names``, or None.
+        class_names: the sub-folder name of each label.
+        prefix: start of every file name.
+
+    Returns:
+        The written paths, in the order of ``images``.
+    """
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"expected uint8 images of shape (n, 1 or 3, H, W), got {images.dtype} {tuple(images.shape)}")
+    root = Path(root)
+    paths = []
+    for i, image in enumerate(images):
+        folder = root / class_names[int(labels[i])] if labels is not None else root
+        folder.mkdir(parents=True, exist_ok=True)
+        arr = image.permute(1, 2, 0).numpy()
+        path = folder / f"{prefix}_{i:04d}.png"
+        Image.fromarray(np.ascontiguousarray(arr[..., 0] if arr.shape[2] == 1 else arr)).save(path)
+        paths.append(path)
+    return paths
+

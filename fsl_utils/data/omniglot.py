@@ -168,3 +168,30 @@ def _load_vinyals(root: Path, name: str, image_size: int, rotations: bool | None
         raise CorruptDataError(f"{split_file} names {len(unknown)} classes not found in the images, e.g. {unknown[:3]}.")
     images = torch.stack([both[s].images[i] for s, i in (index[w] for w in wanted)])
     return ClassImages(images, wanted)
+
+
+def split_alphabets(
+    data: ClassImages, n_holdout: int, generator: torch.Generator | None = None
+) -> tuple[ClassImages, ClassImages]:
+    """Hold out whole alphabets (all their characters and rotations) for validation.
+
+    Validating on characters of the training alphabets would flatter the model;
+    few-shot validation needs *new* alphabets, like the test set.
+
+    Args:
+        data: Omniglot classes named ``"Alphabet/characterNN[/rotDDD]"``.
+        n_holdout: number of alphabets to hold out.
+        generator: picks the alphabets (default: seed 0).
+
+    Returns:
+        ``(train, held_out)`` :class:`ClassImages`.
+    """
+    alphabets = sorted({name.split("/")[0] for name in data.class_names})
+    if not 0 < n_holdout < len(alphabets):
+        raise ValueError(f"n_holdout must be between 1 and {len(alphabets) - 1} (the data has {len(alphabets)} alphabets), got {n_holdout}")
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    held = {alphabets[i] for i in torch.randperm(len(alphabets), generator=generator)[:n_holdout].tolist()}
+    is_held = [name.split("/")[0] in held for name in data.class_names]
+    keep = [i for i, h in enumerate(is_held) if not h]
+    return data.subset(keep), data.subset([i for i, h in enumerate(is_held) if h])
+

@@ -15,7 +15,7 @@ from torch import nn
 #: Code a student must not borrow: the package's own few-shot methods and encoders,
 #: and easyfsl (installed for a benchmark). An assignment adds its own entries with a tuple
 #: ``FORBIDDEN`` in its ``hidden_tests.py`` (see :func:`.hidden.run_check`).
-FORBIDDEN_PACKAGES = ("fsl_utils.methods", "fsl_utils.backbones", "easyfsl")
+FORBIDDEN_PACKAGES = ("fsl_utils.methods", "fsl_utils.encoders.conv4", "fsl_utils.encoders.imagenet", "easyfsl")
 
 
 def _origin(module: str) -> Path | None:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..check import MANIFEST, MAX_SUBMITTED_BYTES
+from ..course.check import MANIFEST, MAX_SUBMITTED_BYTES
 
 #: Files of ``solutions/<assignment>/`` that nbgrader would copy but students must not get:
 #: reference weights. (``hidden_tests.py`` is excluded by ``CourseDirectory.ignore``.)

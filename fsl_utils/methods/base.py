@@ -7,7 +7,7 @@ A method first sees an episode's support set, then scores queries::
 
 ProtoNet, matching networks, siamese nearest-neighbour, linear probes, MAML and CLIP-style
 zero-shot all answer an episode this way, so one evaluation harness
-(:func:`fsl_utils.evaluate.evaluate`) compares them on identical episodes.
+(:func:`fsl_utils.evaluation.evaluate`) compares them on identical episodes.
 """
 
 from __future__ import annotations
@@ -73,6 +73,13 @@ class FewShotClassifier(nn.Module):
 
 def check_support(support_x: torch.Tensor, support_y: torch.Tensor) -> int:
     """Validate a support set and return its number of ways.
+
+    Args:
+        support_x: support items of shape (n_support, ...).
+        support_y: int64 labels of shape (n_support,), covering 0..n_way-1.
+
+    Returns:
+        n_way, the number of classes.
 
     Raises:
         ValueError: mismatched lengths, labels not covering 0..n_way-1, or an empty set.

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from ..backbones import Conv4
+from ..encoders.conv4 import Conv4
 from .base import FewShotClassifier, check_support
 
 Params = dict[str, torch.Tensor]

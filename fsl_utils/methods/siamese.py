@@ -7,7 +7,7 @@ probability of showing the same class is
     p(x_1, x_2) = \\sigma\\Big(\\sum_j \\alpha_j \\, |f(x_1)_j - f(x_2)_j| + \\beta\\Big),
 
 trained with binary cross-entropy on balanced same/different pairs
-(:class:`fsl_utils.pairs.PairSampler`). :math:`\\sum_j \\alpha_j |\\Delta_j|` is a learned,
+(:class:`fsl_utils.data.pairs.PairSampler`). :math:`\\sum_j \\alpha_j |\\Delta_j|` is a learned,
 weighted L1 distance: the loss pulls same pairs together and pushes different pairs
 apart, the job of the contrastive loss (Hadsell, Chopra & LeCun 2006),
 :func:`contrastive_loss`.

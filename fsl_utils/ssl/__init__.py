@@ -1,9 +1,8 @@
 """Pieces of semi- and self-supervised learning: losses, regularisers, heads, EMA updates."""
 
-from .augment import BatchAugment, BatchedSimCLR, simclr_augment, strong_augment, to_float, weak_augment
-from .cnn import CifarCNN
+from .augment import BatchAugment, BatchedSimCLR, simclr_augment, strong_augment, weak_augment
 from .ema import cosine_ema_decay, ema_copy, ema_update
-from .evaluation import accuracy, embed, embedding_std, linear_probe
+from .evaluation import embedding_std, linear_probe
 from .heads import PredictionHead, ProjectionHead
 from .losses import byol_loss, fixmatch_loss, mean_teacher_loss, nt_xent, pi_model_loss, sigmoid_rampup, softmax_mse
 from .regularisers import entropy_loss, mixup, pseudo_label_loss, sample_beta, sharpen, vat_loss
@@ -12,16 +11,13 @@ from .splits import SemiSupervisedSplit, random_batches, semi_supervised_split
 __all__ = [
     "BatchAugment",
     "BatchedSimCLR",
-    "CifarCNN",
     "PredictionHead",
     "ProjectionHead",
     "SemiSupervisedSplit",
-    "accuracy",
     "byol_loss",
     "cosine_ema_decay",
     "ema_copy",
     "ema_update",
-    "embed",
     "embedding_std",
     "entropy_loss",
     "fixmatch_loss",
@@ -39,7 +35,6 @@ __all__ = [
     "simclr_augment",
     "softmax_mse",
     "strong_augment",
-    "to_float",
     "vat_loss",
     "weak_augment",
 ]

@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 from torchvision.transforms import v2
 
+from ..data.containers import to_float
+
 
 @contextlib.contextmanager
 def _single_thread() -> Iterator[None]:
@@ -63,7 +65,7 @@ class BatchAugment:
         if images.ndim != 4:
             raise ValueError(f"expected a batch of shape (B, C, H, W), got {tuple(images.shape)}; add a batch axis with x[None]")
         if images.dtype != torch.uint8:
-            raise TypeError(f"expected uint8 images (0..255), got {images.dtype}; augment before converting with to_float()")
+            raise TypeError(f"expected uint8 images (0..255), got {images.dtype}; augment before converting with fsl_utils.data.to_float()")
         cpu = images.cpu()
         with _single_thread():
             out = torch.stack([self.transform(image) for image in cpu])
@@ -73,13 +75,6 @@ class BatchAugment:
 
     def __repr__(self) -> str:
         return f"BatchAugment({self.name or self.transform!r})"
-
-
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images (..., C, H, W) -> float32 in [0, 1] (the input every course model expects)."""
-    if images.dtype != torch.uint8:
-        raise TypeError(f"expected uint8 images, got {images.dtype}")
-    return images.float().div_(255)
 
 
 def _weak(size: int, padding: int) -> list[v2.Transform]:
@@ -192,9 +187,9 @@ class BatchedSimCLR:
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected a batch of RGB images (B, 3, H, W), got {tuple(images.shape)}")
         if images.dtype != torch.uint8:
-            raise TypeError(f"expected uint8 images (0..255), got {images.dtype}; augment before converting with to_float()")
+            raise TypeError(f"expected uint8 images (0..255), got {images.dtype}; augment before converting with fsl_utils.data.to_float()")
         n, _, height, width = images.shape
-        x = images.float().div(255)
+        x = to_float(images)
         if self.crop:
             boxes = self.boxes(n, height, width, generator)
             rois = torch.cat([torch.arange(n, dtype=x.dtype, device=x.device)[:, None], boxes.to(x.device)], dim=1)

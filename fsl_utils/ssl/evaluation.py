@@ -1,56 +1,13 @@
-"""Evaluating SSL models: classifier accuracy, frozen features, the linear-evaluation protocol
-and the collapse measure of BYOL's ablation."""
+"""Evaluating SSL models: the linear-evaluation protocol and the collapse measure of BYOL's ablation.
+
+Features and classifier accuracy come from :func:`fsl_utils.evaluation.embed` and
+:func:`fsl_utils.evaluation.evaluate_accuracy`."""
 
 from __future__ import annotations
-
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-
-@torch.no_grad()
-def embed(
-    fn: Callable[[torch.Tensor], torch.Tensor],
-    images: torch.Tensor,
-    batch_size: int = 500,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """Apply ``fn`` (an encoder, a classifier, ...) to uint8 images in batches, in eval mode.
-
-    Args:
-        fn: a module or function taking float images in [0, 1] of shape (B, C, H, W).
-        images: uint8 tensor of shape (n, C, H, W).
-        batch_size: images per forward pass.
-        device: where to compute; default the module's device (or the CPU).
-
-    Returns:
-        The concatenated outputs on the CPU, shape (n, ...).
-    """
-    if images.dtype != torch.uint8 or images.ndim != 4:
-        raise ValueError(f"expected uint8 images of shape (n, C, H, W), got {images.dtype} {tuple(images.shape)}")
-    if device is None:
-        params = list(fn.parameters()) if isinstance(fn, nn.Module) else []
-        device = params[0].device if params else torch.device("cpu")
-    was_training = fn.training if isinstance(fn, nn.Module) else False
-    if isinstance(fn, nn.Module):
-        fn.eval()
-    try:
-        outs = [fn(images[i : i + batch_size].to(device).float().div_(255)).cpu() for i in range(0, len(images), batch_size)]
-    finally:
-        if isinstance(fn, nn.Module):
-            fn.train(was_training)
-    return torch.cat(outs)
-
-
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
-    """Top-1 accuracy in percent of a classifier (eval mode) on uint8 images (n, C, H, W)."""
-    if len(images) != len(labels):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    predictions = embed(model, images, batch_size).argmax(dim=1)
-    return 100.0 * (predictions == labels.cpu()).float().mean().item()
 
 
 def linear_probe(

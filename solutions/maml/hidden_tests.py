@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fsl_utils.check import MAX_SUBMITTED_BYTES
+from fsl_utils.course.check import MAX_SUBMITTED_BYTES
 from fsl_utils.grading.probe_utils import as_number as _number
 
 WEIGHTS_FILE = "maml.pt"

@@ -13,7 +13,7 @@ import ast
 
 import numpy as np
 
-from fsl_utils.check import MAX_SUBMITTED_BYTES
+from fsl_utils.course.check import MAX_SUBMITTED_BYTES
 
 WEIGHTS_FILE = "protonet.pt"
 #: Accuracy floors on the fixed evaluation episodes below (see docs/instructors.md for

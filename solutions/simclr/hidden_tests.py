@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fsl_utils.check import MAX_SUBMITTED_BYTES
+from fsl_utils.course.check import MAX_SUBMITTED_BYTES
 from fsl_utils.grading.probe_utils import as_number as _number
 
 WEIGHTS_FILE = "simclr.pt"
@@ -142,7 +142,8 @@ def _simclr_probe(ns, task, *args):
     if task == "weights":
         pool, filename, n_test = args
         from fsl_utils.data import load_cifar10
-        from fsl_utils.ssl import CifarCNN, embed
+        from fsl_utils.encoders import CifarCNN
+        from fsl_utils.evaluation import embed
 
         state = torch.load(filename, map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -206,7 +206,7 @@ def expected(failing) -> float:
 
 def submissions(root: Path, released: Path) -> dict:
     """Every case of the simclr batch: student -> (notebook, weights, expected autograded score)."""
-    from fsl_utils.ssl import CifarCNN
+    from fsl_utils.encoders import CifarCNN
 
     untrained = root / "untrained.pt"
     torch.manual_seed(0)

@@ -18,9 +18,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data.containers import ClassImages
-from .data.episodes import Episode
-from .report import mean_ci95
+from ..data.containers import ClassImages
+from ..data.episodes import Episode
+from .inference import embed
+from .stats import mean_ci95
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,16 @@ class EvalResult:
 
 
 def episode_accuracy(method: torch.nn.Module, episode: Episode, device: torch.device | str | None = None) -> float:
-    """Fraction of the episode's queries the method classifies correctly."""
+    """Fraction of the episode's queries the method classifies correctly.
+
+    Args:
+        method: a few-shot classifier; its ``forward`` returns logits of shape (n_query, n_way).
+        episode: support_x (n_way * k_shot, ...), query_x (n_query, ...) and their labels.
+        device: where to run (default: the method's ``device`` attribute, if any).
+
+    Returns:
+        The accuracy as a fraction in [0, 1].
+    """
     device = device if device is not None else getattr(method, "device", None)
     episode = episode.to(device)
     method.process_support_set(episode.support_x, episode.support_y)
@@ -150,19 +160,6 @@ def embed_classes(
     images = data.images if isinstance(data, ClassImages) else data
     n_classes, per_class = images.shape[:2]
     flat = images.flatten(0, 1)
-    if device is None:
-        device = next(iter(encoder.parameters()), torch.empty(0)).device
-    was_training = encoder.training
-    encoder.eval()
-    chunks = []
-    try:
-        with torch.no_grad():
-            for start in tqdm(range(0, len(flat), batch_size), desc="embed", disable=not progress, leave=False):
-                x = flat[start : start + batch_size].to(device)
-                x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-                if x.ndim == 3:  # grayscale (H, W) items get a channel axis
-                    x = x.unsqueeze(1)
-                chunks.append(encoder(x).flatten(1).float().cpu())
-    finally:
-        encoder.train(was_training)
-    return torch.cat(chunks).view(n_classes, per_class, -1)
+    if flat.ndim == 3:  # grayscale (H, W) items get a channel axis
+        flat = flat.unsqueeze(1)
+    return embed(encoder, flat, batch_size, device, progress=progress).view(n_classes, per_class, -1)

@@ -1,4 +1,4 @@
-"""``python -m fsl_utils.check assignments/<name>``: check a homework before submitting it.
+"""``python -m fsl_utils.course.check assignments/<name>``: check a homework before submitting it.
 
 Reports, each with what to do about it:
 
@@ -217,7 +217,7 @@ def check(folder: str | Path, run: bool = True, timeout: int = 600) -> Report:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fsl_utils.check", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fsl_utils.course.check", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="the assignment folder, e.g. assignments/protonet")
     parser.add_argument("--no-run", action="store_true", help="do not execute the notebook")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell when executing")

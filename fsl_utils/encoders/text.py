@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .data.paths import cache_dir, drop_cache, write_cache
+from ..data.paths import cache_dir, drop_cache, write_cache
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384

@@ -1,4 +1,4 @@
-"""``make student`` (``python -m fsl_utils.student OUT [--repository URL]``): the student repository.
+"""``make student`` (``python -m fsl_utils.course.student OUT [--repository URL]``): the student repository.
 
 This repository is the instructor's course directory: it holds the reference solutions, the
 hidden tests and the reference weights next to what students get. The student repository is
@@ -32,7 +32,7 @@ from . import colab
 INCLUDE = ("README.md", "Makefile", "pyproject.toml", "environment.yml", ".gitignore", "LICENSE*", "docs/students.md",
            "lectures/*.ipynb", "assignments/*/*", "fsl_utils/*")
 #: ... except these (instructors only).
-EXCLUDE = ("fsl_utils/grading/*", "fsl_utils/student.py", "*.pt", "*.pth", "*hidden_tests*")
+EXCLUDE = ("fsl_utils/grading/*", "fsl_utils/course/student.py", "*.pt", "*.pth", "*hidden_tests*")
 README_MARKER = "<!-- student-repository"
 MAKEFILE_MARKER = "# ---- instructors and maintainers"
 
@@ -63,7 +63,7 @@ def _cut(text: str, marker: str, path: str) -> str:
 def solution_lines(root: Path) -> set[str]:
     """Lines a student must never see: every line of the hidden tests, and solution code that
     appears nowhere else in the course's student material (longer than 15 characters)."""
-    from .grading.notebook import read_notebook  # instructor-side only
+    from ..grading.notebook import read_notebook  # instructor-side only
 
     secret: set[str] = set()
     for path in sorted((root / "solutions").glob("*/hidden_tests.py")):
@@ -147,7 +147,7 @@ def build(out: Path, root: Path, repository: str | None = None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fsl_utils.student", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fsl_utils.course.student", description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="output folder, e.g. build/student")
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1], help="the instructor's course checkout")
     parser.add_argument("--repository", default=None, help=f"the public GitHub repository of the student copy (default {colab.REPOSITORY})")

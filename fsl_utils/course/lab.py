@@ -3,7 +3,7 @@
 Students on a laptop install the course without nbgrader (``pip install -e .``), so their
 JupyterLab has no nbgrader menu at all. Students on a JupyterHub need nbgrader for the
 Assignment List (fetch, submit, feedback) and Validate; there the hub's image runs
-``python -m fsl_utils.lab --student`` once, which switches off the Formgrader and
+``python -m fsl_utils.course.lab --student`` once, which switches off the Formgrader and
 Create Assignment as nbgrader's documentation says (its "Installation" page: ``jupyter
 labextension disable`` for the two lab plugins, and the formgrader server extension off) at the
 given configuration level (``sys_prefix`` for an image's environment, ``user`` for one account).
@@ -64,7 +64,7 @@ def configure(student: bool, level: str = "sys_prefix") -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fsl_utils.lab", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fsl_utils.course.lab", description=__doc__.split("\n\n")[0])
     role = parser.add_mutually_exclusive_group(required=True)
     role.add_argument("--student", action="store_true", help="switch the Formgrader and Create Assignment off")
     role.add_argument("--instructor", action="store_true", help="switch them on again")

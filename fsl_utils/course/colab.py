@@ -6,7 +6,7 @@ The cell (written by :func:`write_cells`, kept current by ``tests/test_colab.py`
 
     if "google.colab" in sys.modules:  # Google Colab only; does nothing elsewhere
         ...pip install --no-deps "fsl-course @ git+<repository>"...
-        from fsl_utils.colab import setup
+        from fsl_utils.course.colab import setup
 
         setup(datasets=("omniglot",))
 
@@ -16,7 +16,7 @@ into :data:`COLAB_DATA` (once per Colab machine) and points ``FSL_DATA_DIR`` the
 a notebook saves (trained weights such as ``protonet.pt``) land in Colab's working folder
 ``/content``, shown in the Files pane, from where the student downloads them.
 
-``python -m fsl_utils.colab [--repository URL]`` rewrites the cell in every notebook and the
+``python -m fsl_utils.course.colab [--repository URL]`` rewrites the cell in every notebook and the
 badges in README.md (``make student REPO=...`` does this for a student repository).
 """
 
@@ -62,7 +62,7 @@ def cell_source(datasets: tuple[str, ...], repository: str = REPOSITORY) -> str:
         '    # the course package from its repository (Colab already has PyTorch), then this notebook\'s data\n'
         f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "fsl-course @ git+{repository}@{BRANCH}"], check=True)\n'
         "    importlib.invalidate_caches()\n"
-        "    from fsl_utils.colab import setup\n\n"
+        "    from fsl_utils.course.colab import setup\n\n"
         f"    setup(datasets={tuple(datasets)!r})"
     )
 
@@ -126,7 +126,7 @@ def setup(datasets: tuple[str, ...] | list[str] = ()) -> Path:
         importlib.invalidate_caches()
     os.environ["FSL_DATA_DIR"] = str(COLAB_DATA)
     if datasets:
-        from .data import download
+        from ..data import download
 
         download.main(["--root", str(COLAB_DATA), *[arg for name in datasets for arg in ("--only", name)]])
     print(f"Course ready on Colab: data in {COLAB_DATA}. Files you save (e.g. trained weights) are in /content: "
@@ -171,7 +171,7 @@ def notebooks(root: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fsl_utils.colab", description="Write the Colab cell into every notebook.")
+    parser = argparse.ArgumentParser(prog="python -m fsl_utils.course.colab", description="Write the Colab cell into every notebook.")
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1], help="course checkout")
     parser.add_argument("--repository", default=REPOSITORY, help=f"public GitHub repository (default {REPOSITORY})")
     args = parser.parse_args(argv)

@@ -14,8 +14,8 @@ from typing import NamedTuple
 
 import torch
 
-from .data.containers import ClassImages
-from .data.episodes import InMemorySampler, as_float_items
+from .containers import ClassImages
+from .episodes import InMemorySampler, as_float_items
 
 
 class Pairs(NamedTuple):

@@ -1,4 +1,4 @@
-"""Training loops: episodic training of any few-shot method, and a generic loop under it.
+"""The course's one training loop, :func:`train`, and episodic training on top of it.
 
 Episodic training (Vinyals et al. 2016) makes training look like testing: every step
 samples an N-way K-shot task from the training classes, the method sees the support
@@ -11,7 +11,8 @@ set, classifies the query set, and the query loss is back-propagated::
 
 :func:`train_episodic` runs exactly that, with a progress bar, periodic validation and a
 :class:`History` for :func:`fsl_utils.plotting.plot_learning_curves`. :func:`train` is
-the same loop for any batches and any loss (siamese pairs, MAML tasks, SSL views).
+the same loop for any batches and any loss (siamese pairs, MAML tasks, SSL views, and the
+supervised minibatches of :func:`fsl_utils.training.supervised.train_supervised`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data.containers import ClassImages
-from .data.episodes import Episode
+from ..data.episodes import Episode
 
 LossFn = Callable[[Any], "torch.Tensor | tuple[torch.Tensor, Mapping[str, float]]"]
 
@@ -70,32 +70,6 @@ class History:
         return {n: self.values[n] for n in names}, {n: self.steps[n] for n in names}
 
 
-def split_alphabets(
-    data: ClassImages, n_holdout: int, generator: torch.Generator | None = None
-) -> tuple[ClassImages, ClassImages]:
-    """Hold out whole alphabets (all their characters and rotations) for validation.
-
-    Validating on characters of the training alphabets would flatter the model;
-    few-shot validation needs *new* alphabets, like the test set.
-
-    Args:
-        data: Omniglot classes named ``"Alphabet/characterNN[/rotDDD]"``.
-        n_holdout: number of alphabets to hold out.
-        generator: picks the alphabets (default: seed 0).
-
-    Returns:
-        ``(train, held_out)`` :class:`ClassImages`.
-    """
-    alphabets = sorted({name.split("/")[0] for name in data.class_names})
-    if not 0 < n_holdout < len(alphabets):
-        raise ValueError(f"n_holdout must be between 1 and {len(alphabets) - 1} (the data has {len(alphabets)} alphabets), got {n_holdout}")
-    generator = generator if generator is not None else torch.Generator().manual_seed(0)
-    held = {alphabets[i] for i in torch.randperm(len(alphabets), generator=generator)[:n_holdout].tolist()}
-    is_held = [name.split("/")[0] in held for name in data.class_names]
-    keep = [i for i, h in enumerate(is_held) if not h]
-    return data.subset(keep), data.subset([i for i, h in enumerate(is_held) if h])
-
-
 def episode_loss(method: nn.Module, episode: Episode) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy of a few-shot method on an episode's query set, and its accuracy.
 
@@ -134,6 +108,7 @@ def train(
     val_every: int | None = None,
     scheduler: Any | None = None,
     grad_clip: float | None = None,
+    freeze_batchnorm: bool = False,
     device: torch.device | str | None = None,
     history: History | None = None,
     progress: bool = True,
@@ -150,11 +125,13 @@ def train(
         optimizer: steps once per batch.
         n_steps: number of optimiser steps.
         validate: called every ``val_every`` steps and after the last one; returns an
-            :class:`~fsl_utils.evaluate.EvalResult` (logged as ``"val acc"`` and
+            :class:`~fsl_utils.evaluation.EvalResult` (logged as ``"val acc"`` and
             ``"val ci95"``), a float (``"val acc"``) or a dict of floats (``"val <name>"``).
         val_every: validation period in steps (default: only at the end).
         scheduler: an LR scheduler stepped after every optimiser step.
         grad_clip: clip the global gradient norm to this value.
+        freeze_batchnorm: keep BatchNorm layers in eval mode (running statistics) while the
+            rest of the model trains, e.g. when fine-tuning on a few examples.
         device: batches are moved here (default: leave them where they are).
         history: continue an existing history (steps continue from its last step).
         progress: show a tqdm bar with the running loss and the last validation.
@@ -173,7 +150,7 @@ def train(
     bar = tqdm(total=n_steps, desc=desc, disable=not progress, leave=False)
     postfix: dict[str, str] = {}
     done = 0
-    model.train()
+    _train_mode(model, freeze_batchnorm)
     try:
         for batch in islice(batches, n_steps):
             wall, cpu = time.perf_counter(), time.process_time()
@@ -197,7 +174,7 @@ def train(
             history.cpu_seconds += time.process_time() - cpu
             if validate is not None and ((val_every and done % val_every == 0) or done == n_steps):
                 _log_validation(history, step, validate())
-                model.train()
+                _train_mode(model, freeze_batchnorm)
                 postfix["val"] = f"{history.last('val acc'):.1f}" if "val acc" in history.values else ""
             postfix["loss"] = f"{sum(history.values['train loss'][-20:]) / len(history.values['train loss'][-20:]):.3f}"
             bar.set_postfix(postfix, refresh=False)
@@ -207,6 +184,14 @@ def train(
     if done < n_steps:
         raise ValueError(f"batches ran out after {done} of {n_steps} steps; pass an endless sampler or more batches")
     return history
+
+
+def _train_mode(model: nn.Module, freeze_batchnorm: bool) -> None:
+    model.train()
+    if freeze_batchnorm:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
 
 
 def _log_validation(history: History, step: int, result: Any) -> None:

@@ -10,8 +10,8 @@
 :func:`fsl_utils.data.folder.load_image_folder`), hands it to any
 :class:`~fsl_utils.methods.base.FewShotClassifier` through ``process_support_set`` and
 classifies the query images; :func:`retrieve` ranks a pool of images by how likely they
-belong to one class. :func:`write_image_folder` writes images in that layout, e.g. to
-build a demonstration folder from a dataset.
+belong to one class. :func:`fsl_utils.data.write_image_folder` writes images in that layout,
+e.g. to build a demonstration folder from a dataset.
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
-from .data.containers import LabeledImages
-from .data.folder import load_image_folder, load_images
+from ..data.containers import LabeledImages, to_float
+from ..data.folder import load_image_folder, load_images
+from .inference import embed
 
 
 @dataclass(frozen=True)
@@ -57,20 +56,26 @@ class Predictions:
         return "\n".join(rows)
 
 
-def _as_float(images: torch.Tensor) -> torch.Tensor:
+def _check_images(images: torch.Tensor) -> torch.Tensor:
     if images.ndim != 4:
         raise ValueError(f"expected images of shape (n, C, H, W), got {tuple(images.shape)}")
-    return images.float().div(255) if images.dtype == torch.uint8 else images.float()
+    return images
 
 
 def fit_support(method: nn.Module, support: LabeledImages, device: torch.device | str | None = None) -> None:
-    """Give a labelled image set (uint8 (n, C, H, W) or float in [0, 1]) to the method as its support set."""
+    """Give a labelled image set to the method as its support set, in eval mode.
+
+    Args:
+        method: a few-shot classifier (``process_support_set``).
+        support: images uint8 (n, C, H, W) or float in [0, 1], labels int64 (n,).
+        device: where to run (default: the method's ``device`` attribute, if any).
+    """
     device = device if device is not None else getattr(method, "device", None)
     was_training = method.training
     method.eval()  # BatchNorm with running statistics: the support set must not update them
     try:
         with torch.set_grad_enabled(getattr(method, "needs_grad_at_test", False)):
-            method.process_support_set(_as_float(support.images).to(device), support.labels.to(device))
+            method.process_support_set(to_float(_check_images(support.images)).to(device), support.labels.to(device))
     finally:
         method.train(was_training)
 
@@ -92,14 +97,7 @@ def predict(
         :class:`Predictions`.
     """
     device = device if device is not None else getattr(method, "device", None)
-    x = _as_float(images)
-    was_training = method.training
-    method.eval()
-    try:
-        with torch.set_grad_enabled(getattr(method, "needs_grad_at_test", False)):
-            logits = torch.cat([method(x[i : i + batch_size].to(device)).detach().float().cpu() for i in range(0, len(x), batch_size)])
-    finally:
-        method.train(was_training)
+    logits = embed(method, _check_images(images), batch_size, device)
     if class_names is None:
         class_names = [str(i) for i in range(logits.shape[1])]
     if logits.shape[1] != len(class_names):
@@ -165,25 +163,3 @@ def retrieve(
     return top, scores[top]
 
 
-def write_image_folder(root: str | Path, images: torch.Tensor, labels: torch.Tensor | None, class_names: list[str],
-                       prefix: str = "img") -> list[Path]:
-    """Write uint8 images (n, C, H, W) as PNG files.
-
-    With ``labels``: ``root/<class name>/<prefix>_<i>.png`` (the ``ImageFolder`` layout of a
-    support set). Without: ``root/<prefix>_<i>.png`` (a flat folder of queries).
-
-    Returns:
-        The written paths, in the order of ``images``.
-    """
-    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(f"expected uint8 images of shape (n, 1 or 3, H, W), got {images.dtype} {tuple(images.shape)}")
-    root = Path(root)
-    paths = []
-    for i, image in enumerate(images):
-        folder = root / class_names[int(labels[i])] if labels is not None else root
-        folder.mkdir(parents=True, exist_ok=True)
-        arr = image.permute(1, 2, 0).numpy()
-        path = folder / f"{prefix}_{i:04d}.png"
-        Image.fromarray(np.ascontiguousarray(arr[..., 0] if arr.shape[2] == 1 else arr)).save(path)
-        paths.append(path)
-    return paths

@@ -43,7 +43,15 @@ def roc_curve(scores: torch.Tensor, same: torch.Tensor) -> tuple[torch.Tensor, t
 
 
 def auc(fpr: torch.Tensor, tpr: torch.Tensor) -> float:
-    """Area under a ROC curve (trapezoids), in [0, 1]."""
+    """Area under a ROC curve (trapezoids), in [0, 1].
+
+    Args:
+        fpr: false-positive rates of shape (T,), increasing (as :func:`roc_curve` returns them).
+        tpr: true-positive rates of shape (T,).
+
+    Returns:
+        The area under the curve.
+    """
     return float(torch.trapezoid(tpr, fpr))
 
 

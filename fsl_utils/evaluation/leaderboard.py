@@ -30,9 +30,9 @@ import torch
 from torch import nn
 
 from .cost import Cost, measure  # re-exported: the leaderboard reports a Cost per method
-from .data.containers import ClassImages
-from .data.episodes import Episode, EpisodeSampler
-from .evaluate import embed_classes, evaluate
+from ..data.containers import ClassImages
+from ..data.episodes import Episode, EpisodeSampler
+from .episodes import embed_classes, evaluate
 
 __all__ = ["Contender", "Cost", "Row", "episodes", "measure", "plot_accuracy_vs_shots", "run_leaderboard", "table_markdown"]
 

@@ -15,15 +15,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import trange
 
-from .data.containers import ClassImages
-from .data.episodes import EpisodeSampler
-from .episodic import train_episodic
-from .methods import MatchingNetworks, PrototypicalNetworks, SiameseClassifier, SiameseNetwork
-from .methods.baseline import BaselineFinetune, pretrain_classifier
-from .methods.maml import MAML, MAMLClassifier, maml_conv4, meta_train_step
-from .methods.zeroshot import CLIPHeads
-from .ssl import CifarCNN, PredictionHead, ProjectionHead, byol_loss, cosine_ema_decay, ema_copy, ema_update, nt_xent
-from .ssl import random_batches, simclr_augment, to_float
+from ..data.containers import ClassImages, to_float
+from ..data.episodes import EpisodeSampler
+from ..encoders.cifar_cnn import CifarCNN
+from ..methods import MatchingNetworks, PrototypicalNetworks, SiameseClassifier, SiameseNetwork
+from ..methods.baseline import BaselineFinetune, pretrain_classifier
+from ..methods.maml import MAML, MAMLClassifier, maml_conv4, meta_train_step
+from ..methods.zeroshot import CLIPHeads
+from ..ssl import PredictionHead, ProjectionHead, byol_loss, cosine_ema_decay, ema_copy, ema_update, nt_xent
+from ..ssl import random_batches, simclr_augment
+from .loop import train_episodic
 
 
 def _device(device: torch.device | str | None) -> torch.device:

@@ -1,0 +1,15 @@
+"""Encoders: images or sentences -> feature vectors.
+
+* :mod:`.conv4` — the Conv-4 of the few-shot papers (trained from scratch on Omniglot).
+* :mod:`.imagenet` — frozen ImageNet encoders (EfficientNet-Lite0, ResNet-18) and
+  :func:`extract_features`, their cached batched inference.
+* :mod:`.cifar_cnn` — the small CIFAR CNN of the semi- and self-supervised lectures.
+* :mod:`.text` — a sentence encoder (MiniLM) for the text few-shot examples.
+"""
+
+from .cifar_cnn import CifarCNN
+from .conv4 import Conv4, conv_block
+from .imagenet import ImageNetEncoder, extract_features, load_imagenet_encoder
+from .text import TextEncoder
+
+__all__ = ["CifarCNN", "Conv4", "ImageNetEncoder", "TextEncoder", "conv_block", "extract_features", "load_imagenet_encoder"]
