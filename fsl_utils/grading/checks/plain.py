@@ -1,5 +1,6 @@
-"""Plain-data helpers of the probes: encoding student outputs, describing a model's layers,
-compiling reference helpers, locating the packages students must not borrow from."""
+"""Plain data between the student's code and the checks: encoding student outputs, describing a
+model's layers, compiling the reference helpers a check sends, locating the packages students must
+not borrow from. Used on both sides (the kernel's :class:`~.probe.LocalProbe` and the checks)."""
 
 from __future__ import annotations
 

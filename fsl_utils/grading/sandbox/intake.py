@@ -21,7 +21,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..check import MAX_SUBMITTED_BYTES
+from fsl_utils.check import MAX_SUBMITTED_BYTES
 
 #: Largest file beside the notebook (e.g. trained weights), as ``fsl_utils.check`` tells students.
 #: Largest notebook (outputs with figures included).
