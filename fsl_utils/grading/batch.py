@@ -122,6 +122,7 @@ def _stop(pid: int, marker: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m fsl_utils.grading.batch SPEC.json``: grade the batch, print ``{student: problem}`` as one JSON line."""
     argv = sys.argv[1:] if argv is None else argv
     spec = json.loads(Path(argv[0]).read_text())
     print(json.dumps(run(spec)), flush=True)

@@ -142,6 +142,7 @@ def missing_feedback(root: Path, assignment: str, since: float = 0.0) -> list[st
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (``python -m fsl_utils.grading``); returns the exit status (2: nothing graded, 3: feedback missing)."""
     parser = argparse.ArgumentParser(prog="python -m fsl_utils.grading", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("release", "grade", "feedback", "roster", "deadlines"))
     parser.add_argument("assignment", help="assignment id, e.g. protonet (roster, deadlines: the CSV file)")

@@ -60,6 +60,7 @@ class SandboxUnavailable(RuntimeError):
 
 
 def limits() -> dict[str, int]:
+    """The resource limits of a kernel: :data:`DEFAULTS`, each overridden by its environment variable."""
     return {k: int(os.environ.get(k, v)) for k, v in DEFAULTS.items()}
 
 
@@ -197,6 +198,7 @@ while True:
 
 
 def set_limits(lim: dict[str, int]) -> None:
+    """Apply :func:`limits` to this process (inherited by the kernel): memory, CPU seconds, file size, no core files."""
     import resource
 
     mb = 2**20
