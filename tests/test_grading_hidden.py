@@ -96,7 +96,7 @@ def test_borrowed_code_is_detected(reference, tmp_path, monkeypatch):
 def test_forbidden_of_the_hidden_tests_is_passed_to_the_probe():
     """An assignment's ``FORBIDDEN`` (hidden_tests.py) adds packages, modules and single functions to
     the default forbidden list, only for calls made by its checks."""
-    from fsl_utils.grading.hidden import run_check
+    from fsl_utils.grading.checks.hidden import run_check
 
     ns = ssl_namespace()
     run_check(forbidding_module(None), "t", LocalProbe(ns))  # fsl_utils.ssl is allowed by default
@@ -119,17 +119,17 @@ def test_forbidden_of_the_hidden_tests_is_passed_to_the_probe():
 
 def test_forbidden_modules_count_in_encoder_reports():
     probe = LocalProbe({"Head": lambda: __import__("fsl_utils.ssl", fromlist=["ProjectionHead"]).ProjectionHead(4, 8, 2)})
-    assert probe.encoder_report("Head", np.ones((3, 4), np.float32))["foreign"] == []
+    assert probe.task("protonet", "encoder_report", "Head", np.ones((3, 4), np.float32))["foreign"] == []
     probe = LocalProbe(probe.namespace, forbidden=SSL_FORBIDDEN + ("fsl_utils.ssl.heads",))
-    assert probe.encoder_report("Head", np.ones((3, 4), np.float32))["foreign"] == ["fsl_utils.ssl.heads.ProjectionHead"]
+    assert probe.task("protonet", "encoder_report", "Head", np.ones((3, 4), np.float32))["foreign"] == ["fsl_utils.ssl.heads.ProjectionHead"]
     assert "heads.py" in probe.borrowed()
 
 
 def test_simclr_forbids_the_course_simclr_but_not_its_encoder():
     """solutions/simclr/hidden_tests.py: every FORBIDDEN entry is installed, and its checks fail at once, naming
     what ran, after a call that ran one of them."""
-    from fsl_utils.grading.hidden import forbidden_extra
-    from fsl_utils.grading.probe_utils import forbidden_functions, forbidden_roots
+    from fsl_utils.grading.checks.hidden import forbidden_extra
+    from fsl_utils.grading.checks.plain import forbidden_functions, forbidden_roots
 
     simclr = load_hidden_tests("simclr", cases.ROOT)
     extra = forbidden_extra(simclr)
@@ -219,7 +219,7 @@ def test_bad_weight_files(reference, tmp_path, monkeypatch):
 def test_prepare_builds_the_caches_the_sandboxed_kernels_read(assignment, tmp_path, monkeypatch):
     """``make grade`` runs the hidden tests' ``prepare()`` first: a sandboxed kernel may only read
     FSL_CACHE_DIR, so without it every submission would decode Omniglot again."""
-    from fsl_utils.grading.pipeline import prepare
+    from fsl_utils.grading.autograde import prepare
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("FSL_CACHE_DIR", str(cache))

@@ -1,4 +1,4 @@
-"""The grading sandbox's parts on their own (fsl_utils.grading.intake, .stubs, .sandbox,
+"""The grading sandbox's parts on their own (fsl_utils.grading.sandbox: .intake, .stubs, .bwrap, .isolation;
 .execute.score_on_errors), and ``make grade`` refusing to run when the sandbox cannot start.
 
 The whole pipeline with hostile submissions is tests/test_grading_adversarial.py (as root) and
@@ -20,9 +20,9 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.utils import determine_grade
 
 from fsl_utils.course.check import MAX_SUBMITTED_BYTES
-from fsl_utils.grading import isolation, sandbox, stubs
+from fsl_utils.grading.sandbox import bwrap, isolation, stubs
 from fsl_utils.grading.execute import score_on_errors
-from fsl_utils.grading.intake import take_in
+from fsl_utils.grading.sandbox.intake import take_in
 
 ROOT = Path(__file__).resolve().parents[1]
 from grading import assignment as shared
@@ -148,7 +148,7 @@ def test_given_imports_of_the_protonet_notebook():
 # -- the bubblewrap command line -----------------------------------------------------------------
 def _profile(tmp_path: Path, mode: str) -> dict:
     path = tmp_path / "profile.json"
-    sandbox.write_profile(path, data_dir=ROOT / "data-not-here", cache_dir=tmp_path)
+    bwrap.write_profile(path, data_dir=ROOT / "data-not-here", cache_dir=tmp_path)
     profile = json.loads(path.read_text())
     profile["mode"] = mode
     return profile
@@ -157,8 +157,8 @@ def _profile(tmp_path: Path, mode: str) -> dict:
 @pytest.mark.parametrize("mode", ["root", "user"])
 def test_bwrap_argv_isolates_and_binds_read_only(tmp_path, mode):
     profile = _profile(tmp_path, mode)
-    env = sandbox.kernel_env(profile, {"FSL_FAST": "1", "SECRET_TOKEN": "x", "NBGRADER_EXECUTION": "autograde", "HOME": "/root"})
-    argv = sandbox.bwrap_argv(profile, ["python"], uid=2_000_000_001 if mode == "root" else None, rw_binds=[str(tmp_path / "ipc")], env=env)
+    env = bwrap.kernel_env(profile, {"FSL_FAST": "1", "SECRET_TOKEN": "x", "NBGRADER_EXECUTION": "autograde", "HOME": "/root"})
+    argv = bwrap.bwrap_argv(profile, ["python"], uid=2_000_000_001 if mode == "root" else None, rw_binds=[str(tmp_path / "ipc")], env=env)
     for flag in ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--die-with-parent", "--new-session", "--clearenv"):
         assert flag in argv
     assert ("--unshare-user" in argv and "--disable-userns" in argv) == (mode == "user")
@@ -169,7 +169,7 @@ def test_bwrap_argv_isolates_and_binds_read_only(tmp_path, mode):
     assert str(ROOT / "fsl_utils") in readable and str(Path(sys.prefix).resolve()) in readable and str(tmp_path) in readable
     assert str(ROOT) not in readable and "/" not in readable and str(ROOT / "solutions") not in readable
     setenv = {argv[i + 1]: argv[i + 2] for i, a in enumerate(argv) if a == "--setenv"}
-    assert "SECRET_TOKEN" not in setenv and setenv["HOME"] == sandbox.HOME and setenv["FSL_FAST"] == "1"
+    assert "SECRET_TOKEN" not in setenv and setenv["HOME"] == bwrap.HOME and setenv["FSL_FAST"] == "1"
     assert setenv["NBGRADER_EXECUTION"] == "autograde" and setenv["FSL_CACHE_DIR"] == str(tmp_path)
 
 
@@ -181,21 +181,21 @@ def profile_path(tmp_path):
     os.chmod(base, 0o711)
     path = base / "profile.json"
     (base / "cache").mkdir(mode=0o755)
-    sandbox.write_profile(path, data_dir=Path(os.environ.get("FSL_DATA_DIR", ROOT / "data")), cache_dir=base / "cache")
+    bwrap.write_profile(path, data_dir=Path(os.environ.get("FSL_DATA_DIR", ROOT / "data")), cache_dir=base / "cache")
     yield path
     shutil.rmtree(base, ignore_errors=True)
 
 
 def _run_inside(profile_path: Path, code: str, uid: int | None, timeout: float = 120) -> subprocess.Popen:
     profile = json.loads(profile_path.read_text())
-    argv = sandbox.bwrap_argv(profile, [profile["python"], "-s", "-c", code], uid=uid, env=sandbox.kernel_env(profile, {}))
+    argv = bwrap.bwrap_argv(profile, [profile["python"], "-s", "-c", code], uid=uid, env=bwrap.kernel_env(profile, {}))
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_preflight_reports_an_isolated_kernel(profile_path):
     report = isolation.preflight(profile_path, profile_path.parent / "scratch", uid=2_000_000_998 if os.geteuid() == 0 else None)
     assert report["uid"] != 0 and report["interfaces"] in ([], ["lo"]) and report["home_writable"]
-    assert report["nproc"] == sandbox.limits()["FSL_SANDBOX_NPROC"]
+    assert report["nproc"] == bwrap.limits()["FSL_SANDBOX_NPROC"]
     assert set(report["environ"]) <= set(json.loads(profile_path.read_text())["env"]) | {"PWD"}  # (PWD: set by bwrap --chdir)
     probe = _run_inside(profile_path, f"import os; print([p for p in ({str(ROOT / 'solutions')!r}, {str(ROOT / '.git')!r}, '/etc/shadow', "
                                       f"{str(profile_path)!r}, '/root/.bash_history') if os.path.exists(p)], "
@@ -207,7 +207,7 @@ def test_preflight_reports_an_isolated_kernel(profile_path):
 def test_process_limit_counts_one_submission_only(profile_path, monkeypatch):
     """A kernel that forks up to its process limit leaves another kernel free to start processes."""
     monkeypatch.setenv("FSL_SANDBOX_NPROC", "40")
-    sandbox.write_profile(profile_path, data_dir=Path(os.environ.get("FSL_DATA_DIR", ROOT / "data")), cache_dir=profile_path.parent / "cache")
+    bwrap.write_profile(profile_path, data_dir=Path(os.environ.get("FSL_DATA_DIR", ROOT / "data")), cache_dir=profile_path.parent / "cache")
     root = os.geteuid() == 0
     bomb = ("import os, time\nn = 0\nend = time.time() + 20\nwhile time.time() < end:\n    try:\n        if os.fork() == 0:\n"
             "            time.sleep(25); os._exit(0)\n        n += 1\n    except OSError:\n        print('limit', n, flush=True); time.sleep(25); break\n")

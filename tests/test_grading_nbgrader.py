@@ -65,7 +65,7 @@ def test_safe_execute_hooks_exist():
 
 
 def test_an_absolute_submitted_directory_is_used_as_is(tmp_path):
-    """The batch points nbgrader's submitted_directory at the intake copy (fsl_utils.grading.intake)."""
+    """The batch points nbgrader's submitted_directory at the intake copy (fsl_utils.grading.sandbox.intake)."""
     from nbgrader.coursedir import CourseDirectory
 
     coursedir = CourseDirectory(root=str(tmp_path / "course"), submitted_directory=str(tmp_path / "intake"))

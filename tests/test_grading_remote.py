@@ -1,4 +1,4 @@
-"""Hidden tests run in the grader against the student's kernel (fsl_utils.grading.remote).
+"""Hidden tests run in the grader against the student's kernel (fsl_utils.grading.checks.remote).
 
 The kernel is simulated in-process here (the real one is exercised by the pipeline tests):
 each request cell is parsed and answered by ``serve`` on a notebook namespace, so every
@@ -14,8 +14,9 @@ import pytest
 
 from fsl_utils.grading import HiddenTestError, LocalProbe
 from fsl_utils.grading.execute import hidden_calls
-from fsl_utils.grading.hidden import run_check
-from fsl_utils.grading.remote import MIME, KernelError, NoAnswer, RemoteProbe, pack, serve, unpack
+from fsl_utils.grading.checks.hidden import run_check
+from fsl_utils.grading.checks.protocol import MIME, KernelError, NoAnswer, pack, unpack
+from fsl_utils.grading.checks.remote import RemoteProbe, serve
 from grading.hidden import CODE_TESTS, HIDDEN, MESSAGES, SSL_FORBIDDEN, forbidding_module, namespace, run_cell, ssl_namespace
 
 
@@ -108,7 +109,7 @@ def test_hidden_calls_are_recognised():
 def test_student_frames_name_the_cell_and_hide_grader_helpers():
     """Feedback shows where the student's code failed: the notebook cell and its line, not the
     kernel's temporary file names, and nothing of the grader's helpers."""
-    from fsl_utils.grading.remote import student_frames
+    from fsl_utils.grading.checks.protocol import student_frames
 
     student: dict = {}
     exec(compile("def answer():\n    raise ValueError('bad shape')\n", "/run/fsl-grading-x/s1/work/kernel-y/ipykernel_7/123.py", "exec"), student)

@@ -1,5 +1,5 @@
 """Autograde many submissions, each in its own process, without paying nbgrader's start-up
-for each: ``python -m fsl_utils.grading.batch SPEC.json`` (run by :mod:`.pipeline`).
+for each: ``python -m fsl_utils.grading.batch SPEC.json`` (run by :mod:`.autograde`).
 
 This server imports nbgrader, the course's preprocessors and torch once (no computation,
 no threads), then forks one child per submission, which runs ``nbgrader autograde
@@ -26,6 +26,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+# Imported once, computing nothing: every forked child starts with these modules loaded.
+import nbgrader.converters.autograde  # noqa: F401
+from nbgrader.apps.nbgraderapp import NbGraderApp
+
+from . import execute, feedback, restore, sanitize  # noqa: F401
+from .checks import hidden, remote  # noqa: F401
+
 
 def kill_marked(marker: str) -> None:
     """SIGKILL every process whose command line contains ``marker`` (a submission's kernel)."""
@@ -47,8 +54,6 @@ def _child(root: str, assignment: str, job: dict[str, Any]) -> None:
         os.dup2(fd, 2)
         os.environ.update(job["env"])
         os.chdir(root)
-        from nbgrader.apps.nbgraderapp import NbGraderApp
-
         try:
             NbGraderApp.launch_instance(argv=["autograde", assignment, f"--student={job['id']}", "--force", *job["args"]])
             code = 0
@@ -117,14 +122,9 @@ def _stop(pid: int, marker: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m fsl_utils.grading.batch SPEC.json``: grade the batch, print ``{student: problem}`` as one JSON line."""
     argv = sys.argv[1:] if argv is None else argv
     spec = json.loads(Path(argv[0]).read_text())
-    # Import once, compute nothing: every forked child starts with these modules loaded.
-    import nbgrader.apps.nbgraderapp  # noqa: F401
-    import nbgrader.converters.autograde  # noqa: F401
-
-    from . import execute, feedback, hidden, remote, restore, sanitize  # noqa: F401
-
     print(json.dumps(run(spec)), flush=True)
     return 0
 

@@ -17,7 +17,7 @@
 * **Hidden tests run in the grader.** A hidden region made of ``run_hidden_test(...)``
   calls is not sent to the kernel: the visible part of the cell runs in the kernel, then
   the named check runs here, asking the kernel for data through
-  :class:`~.remote.RemoteProbe`; a failure becomes the cell's error output. Hidden regions
+  :class:`~.checks.remote.RemoteProbe`; a failure becomes the cell's error output. Hidden regions
   with other code run in the kernel, as in plain nbgrader.
 """
 
@@ -27,11 +27,14 @@ import ast
 import types
 from typing import Any
 
+from nbclient.exceptions import DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool
 
-from .feedback import BEGIN, strip_hidden
+from .checks.hidden import HiddenTestError, load_hidden_tests, run_check
+from .checks.remote import RemoteProbe
+from .hidden_regions import BEGIN, strip_hidden
 
 NOT_RUN = "NotRunError"
 HIDDEN_ERROR = "HiddenTestError"
@@ -134,12 +137,7 @@ class SafeExecute(Execute):
 
     def _remote_check(self, assignment: str, name: str, index: int, grade_id: str | None = None) -> str | None:
         """Run hidden test ``name`` here against the kernel (and the grader's own check of the
-        visible test ``grade_id``, :func:`.hidden.run_check`); the failure message or None."""
-        from nbclient.exceptions import DeadKernelError
-
-        from .hidden import HiddenTestError, load_hidden_tests, run_check
-        from .remote import RemoteProbe
-
+        visible test ``grade_id``, :func:`.checks.hidden.run_check`); the failure message or None."""
         if assignment not in self._hidden_modules:
             self._hidden_modules[assignment] = load_hidden_tests(assignment)
         try:

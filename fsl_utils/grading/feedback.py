@@ -16,37 +16,21 @@ It also adds, at the top, the files of the submission that the grader refused to
 
 from __future__ import annotations
 
+import html
+import json
 import re
-from pathlib import Path
 from typing import Any
 
 from nbconvert.preprocessors import Preprocessor
+from nbformat.v4 import new_markdown_cell
 from traitlets import Bool
 
-BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+from .hidden_regions import secret_lines, strip_hidden
+from .paths import course_root, hidden_tests_file
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 MAX_MESSAGE = 1500
 REMOVED = "[output removed from feedback: it quoted hidden test code]"
-
-
-def strip_hidden(source: str) -> tuple[str, list[str]]:
-    """``source`` without hidden regions, and the removed lines."""
-    kept, hidden, inside = [], [], False
-    for line in source.split("\n"):
-        if BEGIN in line:
-            inside = True
-        elif END in line:
-            inside = False
-        elif inside:
-            hidden.append(line)
-        else:
-            kept.append(line)
-    return "\n".join(kept).rstrip() + ("\n# (hidden tests)" if hidden else ""), hidden
-
-
-def secret_lines(texts: list[str], min_length: int = 25) -> set[str]:
-    """Distinctive lines of hidden code: stripped, long enough not to occur by chance."""
-    return {s for t in texts for s in (line.strip() for line in t.split("\n")) if len(s) >= min_length and not s.startswith(("#", "import ", "from "))}
 
 
 class SanitizeFeedback(Preprocessor):
@@ -58,8 +42,6 @@ class SanitizeFeedback(Preprocessor):
     def preprocess(self, nb: Any, resources: dict) -> tuple[Any, dict]:
         note = refused_note(resources)
         if note:
-            from nbformat.v4 import new_markdown_cell
-
             nb.cells.insert(0, new_markdown_cell(note))
         hidden: list[str] = []
         for cell in nb.cells:
@@ -98,9 +80,7 @@ class SanitizeFeedback(Preprocessor):
         if not assignment:
             return []
         try:
-            from .hidden import course_root
-
-            path = course_root() / "solutions" / assignment / "hidden_tests.py"
+            path = hidden_tests_file(assignment)
         except FileNotFoundError:
             return []
         return [path.read_text(encoding="utf-8")] if path.is_file() else []
@@ -109,13 +89,8 @@ class SanitizeFeedback(Preprocessor):
 def refused_note(resources: dict) -> str | None:
     """Markdown (HTML-escaped names) listing the student's refused files, from
     ``grading/refused_files.json`` of the course; None when nothing was refused."""
-    import html
-    import json
-
     info = resources.get("nbgrader", {})
     try:
-        from .hidden import course_root
-
         path = course_root() / "grading" / "refused_files.json"
         refused = json.loads(path.read_text()).get(info.get("student"), {}) if path.is_file() else {}
     except (FileNotFoundError, ValueError, AttributeError):

@@ -25,6 +25,7 @@ def read_notebook(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def grade_id(cell: Mapping[str, Any]) -> str | None:
+    """The nbgrader grade id of ``cell`` (None for a cell nbgrader does not track)."""
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 

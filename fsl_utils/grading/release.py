@@ -22,7 +22,7 @@ def _has_code(source: str) -> bool:
 def manifest(release: Path, removed: list[Path]) -> dict[str, Any]:
     """The grade cells of every released notebook and the files students must add.
 
-    Each grade cell records what ``fsl_utils.check`` compares without nbgrader (students do
+    Each grade cell records what ``fsl_utils.course.check`` compares without nbgrader (students do
     not install it): the SHA-256 of its released source, and for test cells whether any
     test is visible in the release (code left after the hidden region was removed; the other
     test cells' points are checked only by hidden tests, after submission).

@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .command import nbgrader
+
 #: Columns of nbgrader's student table (``nbgrader db student import --help``).
 STUDENT_COLUMNS = ("id", "first_name", "last_name", "email", "lms_user_id")
 ASSIGNMENT_COLUMNS = ("name", "duedate")
@@ -120,8 +122,6 @@ def _check_deadlines(path: Path, root: Path) -> tuple[dict[str, str], str]:
 
 def _import(root: Path, path: Path, text: str, table: str) -> str:
     """``nbgrader db <table> import`` of ``text``; returns nbgrader's log (one line per imported row)."""
-    from .pipeline import nbgrader
-
     with tempfile.TemporaryDirectory(prefix="fsl-import-") as tmp:
         clean = Path(tmp) / path.name  # the same rows without a byte-order mark, which nbgrader would misread
         clean.write_text(text, encoding="utf-8")

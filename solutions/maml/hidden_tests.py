@@ -8,11 +8,12 @@ any correct implementation passes (any loop structure, ``torch.autograd.grad`` o
 ``backward``, ``F.cross_entropy`` or ``log_softmax`` + ``nll_loss``).
 
 The student's functions take an ``nn.Module`` and parameter dictionaries, which the
-probe's plain-data calls cannot carry. So every check calls ``grading_probe`` (a locked
-two-line cell of the notebook) with arrays, and sends :data:`HARNESS` along as the
-probe's ``substitutes``: while the call runs, ``_maml_probe`` (defined by the harness)
-builds a small model in the student's kernel, calls the student's function and returns
-plain tensors. The harness only holds inputs and plumbing, never the expected values.
+probe's plain data cannot carry. So every check runs a kernel-side task
+(``probe.task("maml", ...)``, :mod:`fsl_utils.grading.checks.kernel.maml`) with arrays: it
+builds a small model in the student's kernel, calls the student's function and returns plain
+tensors. The task module holds plumbing only; inputs and expected values stay here. The
+reference helpers below stay here too (the task modules are readable inside the grading
+sandbox) and travel with each call as the probe's ``substitutes``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from fsl_utils.course.check import MAX_SUBMITTED_BYTES
-from fsl_utils.grading.probe_utils import as_number as _number
+from fsl_utils.grading.checks.plain import as_number as _number
 
 WEIGHTS_FILE = "maml.pt"
 #: Accuracy floors of the submitted weights on the fixed episodes below (calibration:
@@ -30,141 +31,6 @@ FLOOR_5W5S = 82.0
 #: Test-time adaptation of the weights tests: the notebook's (one step, alpha = 0.4, from a zero head).
 TEST_LR, TEST_STEPS = 0.4, 1
 PARAM_NAMES = ("features.1.weight", "features.1.bias", "head.weight", "head.bias")
-
-# Runs in the student's kernel, only while a check's call is in flight (probe substitutes).
-# Builds the models the checks need and calls the student's functions on them.
-HARNESS = '''
-def _maml_probe(ns, task, *args):
-    import torch
-    from torch import nn
-    from fsl_utils.data import Episode
-
-    names = ("features.1.weight", "features.1.bias", "head.weight", "head.bias")
-
-    class ProbeNet(nn.Module):
-        def __init__(self, d, h, n):
-            super().__init__()
-            self.features = nn.Sequential(nn.Flatten(), nn.Linear(d, h), nn.Tanh())
-            self.head = nn.Linear(h, n)
-
-        def forward(self, x):
-            return self.head(self.features(x))
-
-    def build(arrays, own):
-        w1, b1, w2, b2 = arrays
-        model = ProbeNet(w1.shape[1], w1.shape[0], w2.shape[0])
-        with torch.no_grad():
-            for p, a in zip(model.parameters(), arrays if own else [torch.full_like(t, 0.05) for t in arrays]):
-                p.copy_(a)
-        return model
-
-    def leaves(arrays):
-        return {n: a.clone().requires_grad_(True) for n, a in zip(names, arrays)}
-
-    def flat(value):
-        if isinstance(value, torch.Tensor):
-            return value.detach()
-        return torch.tensor(float("nan"))
-
-    def grads_of(total, tensors):
-        try:
-            gs = torch.autograd.grad(total, tensors, allow_unused=True)
-        except RuntimeError:
-            gs = [None] * len(tensors)
-        return [torch.zeros_like(t) if g is None else g.detach() for t, g in zip(tensors, gs)], float(all(g is not None for g in gs))
-
-    if task == "inner":
-        arrays, (sx, sy, lr, steps, first_order), weights = args[:4], args[4:9], args[9:13]
-        model = build(arrays, own=False)  # the model's own weights differ from params
-        params = leaves(arrays)
-        before = {n: p.detach().clone() for n, p in params.items()}
-        own_before = [p.detach().clone() for p in model.parameters()]
-        out = ns["inner_loop"](model, params, sx, sy, float(lr), int(steps), bool(first_order))
-        if not isinstance(out, dict) or set(out) != set(names):
-            raise TypeError("inner_loop must return a new dict with the same names as params "
-                            f"({sorted(names)}), got {sorted(out) if isinstance(out, dict) else type(out).__name__}")
-        adapted = [out[n] for n in names]
-        if not all(isinstance(t, torch.Tensor) for t in adapted):
-            raise TypeError("inner_loop must return a dict of tensors")
-        total = sum((t * w).sum() for t, w in zip(adapted, weights) if t.requires_grad)
-        g, connected = grads_of(total, list(params.values())) if isinstance(total, torch.Tensor) else ([torch.zeros_like(p) for p in params.values()], 0.0)
-        unchanged = float(all(torch.equal(params[n].detach(), before[n]) for n in names))
-        model_unchanged = float(all(torch.equal(p.detach(), b) for p, b in zip(model.parameters(), own_before)))
-        return (*[flat(t) for t in adapted], *g, connected, unchanged, model_unchanged)
-
-    if task == "task_loss":
-        arrays, (sx, sy, qx, qy, lr, steps, first_order) = args[:4], args[4:11]
-        model = build(arrays, own=False)
-        params = leaves(arrays)
-        episode = Episode(sx, sy, qx, qy, torch.arange(int(sy.max()) + 1))
-        result = ns["maml_task_loss"](model, params, episode, float(lr), int(steps), bool(first_order))
-        if not isinstance(result, tuple) or len(result) != 2:
-            raise TypeError(f"maml_task_loss must return a tuple (loss, accuracy), got {type(result).__name__}")
-        loss, accuracy = result
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise TypeError("maml_task_loss must return the query loss as a scalar tensor")
-        g, connected = grads_of(loss.reshape(()), list(params.values())) if loss.requires_grad else ([torch.zeros_like(p) for p in params.values()], 0.0)
-        return (flat(loss).reshape(()), accuracy, *g, connected)
-
-    if task == "meta_update":
-        arrays, (lr, steps, first_order, beta), rest = args[:4], args[4:8], args[8:]
-        model = build(arrays, own=True)
-        optimizer = torch.optim.SGD(model.parameters(), lr=float(beta))
-        outputs = []
-        for b in range(2):  # two meta-batches of two tasks each, as 4-tuples of tensors
-            batch = [Episode(*rest[8 * b + 4 * t: 8 * b + 4 * t + 4], torch.arange(int(rest[8 * b + 4 * t + 1].max()) + 1)) for t in range(2)]
-            result = ns["meta_update"](model, optimizer, batch, float(lr), int(steps), bool(first_order))
-            loss = result[0] if isinstance(result, tuple) and len(result) == 2 else float("nan")
-            outputs += [*[p.detach().clone() for p in model.parameters()], torch.tensor(float(loss))]
-        return tuple(outputs)
-
-    if task == "weights":
-        images, classes, picks, k_shot, lr, steps, filename = args
-        hidden = 32
-
-        def block(c_in):
-            return nn.Sequential(nn.Conv2d(c_in, hidden, 3, padding=1), nn.BatchNorm2d(hidden, track_running_stats=False),
-                                 nn.ReLU(), nn.MaxPool2d(2))
-
-        class ConvNet(nn.Module):  # the notebook's MAMLConvNet
-            def __init__(self):
-                super().__init__()
-                self.features = nn.Sequential(block(1), block(hidden), block(hidden), block(hidden), nn.Flatten())
-                self.head = nn.Linear(hidden, 5)
-
-            def forward(self, x):
-                return self.head(self.features(x))
-
-        from torch.func import functional_call
-
-        state = torch.load(filename, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise TypeError(f"{filename} must hold a state_dict: save it with torch.save(model.state_dict(), path)")
-        model = ConvNet()
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            raise ValueError(f"{filename} does not fit the notebook's MAMLConvNet (keep its architecture): {str(err)[:300]}") from None
-        x = images.float().div(255.0).unsqueeze(2)  # (C, 20, 1, 28, 28)
-        predictions = []
-        for cls, pick in zip(classes, picks):
-            ex = x[cls[:, None], pick]  # (n_way, k + q, 1, 28, 28)
-            n_way = ex.shape[0]
-            support, query = ex[:, :k_shot].flatten(0, 1), ex[:, k_shot:].flatten(0, 1)
-            labels = torch.arange(n_way).repeat_interleave(int(k_shot))
-            params = {n: p.detach().clone().requires_grad_(True) for n, p in model.named_parameters()}
-            params["head.weight"] = torch.zeros_like(params["head.weight"], requires_grad=True)
-            params["head.bias"] = torch.zeros_like(params["head.bias"], requires_grad=True)
-            for _ in range(int(steps)):
-                loss = torch.nn.functional.cross_entropy(functional_call(model, params, (support,)), labels)
-                grads = torch.autograd.grad(loss, list(params.values()))
-                params = {n: (p - float(lr) * g).detach().requires_grad_(True) for (n, p), g in zip(params.items(), grads)}
-            with torch.no_grad():
-                predictions.append(functional_call(model, params, (query,)).argmax(1))
-        return torch.stack(predictions)
-
-    raise ValueError(f"unknown probe task {task!r}")
-'''
 
 # Reference helpers swapped in for the student's while another task is graded, so that one
 # mistake costs one task (they are the notebook's equations; nothing secret).
@@ -297,17 +163,15 @@ def _task(rng: np.random.Generator, n_way: int, k: int, q: int, d: int = 9) -> t
     return sx, sy, qx, qy
 
 
-def _call(probe, *args, helpers: str = ""):
-    return probe.call("grading_probe", *args, substitutes=HARNESS + helpers)["outputs"]
-
-
-def _require_hook(probe) -> None:
-    assert probe.has("grading_probe"), "the cell defining `grading_probe` (under 'Setup') was removed or not run: restore it and run it."
+def _call(probe, task: str, *args, helpers: str | None = None) -> list:
+    """The outputs of kernel-side task ``task`` (fsl_utils.grading.checks.kernel.maml), encoded."""
+    out = probe.task("maml", task, *args, substitutes=helpers)
+    assert isinstance(out, list) and all(isinstance(o, dict) and "kind" in o for o in out), "the grader could not read your code's results"
+    return out
 
 
 # -- tests ------------------------------------------------------------------------------------
 def check_inner_loop(probe) -> None:
-    _require_hook(probe)
     rng = np.random.default_rng(2001)
     for n_way, k, steps, first_order in ((3, 2, 1, False), (3, 1, 2, False), (3, 2, 2, True)):
         arrays = _probe_net(rng, n=n_way)
@@ -338,7 +202,6 @@ def check_inner_loop(probe) -> None:
 
 
 def check_task_loss(probe) -> None:
-    _require_hook(probe)
     rng = np.random.default_rng(2002)
     for n_way, k, q, steps, first_order in ((3, 2, 2, 1, False), (3, 1, 3, 2, False), (3, 2, 2, 2, True)):
         arrays = _probe_net(rng, n=n_way)
@@ -363,7 +226,6 @@ def check_task_loss(probe) -> None:
 
 
 def check_meta_update(probe) -> None:
-    _require_hook(probe)
     rng = np.random.default_rng(2003)
     for first_order in (False, True):
         arrays = _probe_net(rng, n=3)
@@ -403,7 +265,6 @@ def _evaluation_episodes(k_shot: int, n_episodes: int, n_way: int = 5, n_query: 
 def weights_accuracy(probe, k_shot: int, n_episodes: int = 100, n_query: int = 10) -> float:
     """Accuracy (%) of the submitted weights on fixed 5-way episodes of evaluation characters,
     adapted by the reference inner loop (one step from a zero head, as the notebook trains)."""
-    _require_hook(probe)
     info = probe.file_info(WEIGHTS_FILE)
     assert info["exists"], f"{WEIGHTS_FILE} was not found beside the notebook: train with skip_training = False, then submit the file."
     size = int(info["size"])

@@ -5,6 +5,10 @@ message for the student. Every expected value comes from a naive float64 oracle 
 paper's equations (Snell et al. 2017, eqs. 1-2), never from the reference solution, so
 any correct implementation passes: loops or matrix products, float32 or float64,
 F.cross_entropy or log_softmax + nll.
+
+The encoder, loss and weights checks run kernel-side tasks (``probe.task("protonet", ...)``,
+:mod:`fsl_utils.grading.checks.kernel.protonet`), which build the encoder and episode in the
+student's kernel and return plain data; inputs and expected values stay here.
 """
 
 from __future__ import annotations
@@ -159,7 +163,7 @@ def check_logits(probe) -> None:
 
 def check_encoder(probe) -> None:
     x = _rng(1004).random((6, 1, 28, 28)).astype(np.float32)
-    report = probe.encoder_report("ProtoNetEncoder", x)
+    report = probe.task("protonet", "encoder_report", "ProtoNetEncoder", x)
     assert not report["foreign"], "ProtoNetEncoder must be built from torch.nn layers, not from " + ", ".join(report["foreign"])
     layers = report["layers"]
     convs = [l for l in layers if l.startswith("Conv2d")]
@@ -200,7 +204,7 @@ def check_loss(probe) -> None:
         ep = _episode(rng, n_way, k, q)
         weight = (0.05 * rng.standard_normal((16, 784))).astype(np.float32)
         bias = (0.1 * rng.standard_normal(16)).astype(np.float32)
-        res = probe.loss_probe("episode_loss_and_accuracy", weight, bias, ep, substitutes=HELPERS)
+        res = probe.task("protonet", "episode_loss", "episode_loss_and_accuracy", weight, bias, ep, substitutes=HELPERS)
         loss, acc = res["loss"], res["accuracy"]
         want_loss, want_acc, want_gw, want_gb = oracle_episode(weight, bias, ep)
         assert loss["kind"] == "tensor" and loss["array"].size == 1, "the loss must be a scalar torch.Tensor"
@@ -219,10 +223,10 @@ def check_loss(probe) -> None:
     ep = _episode(rng, 3, 4, 2)
     weight = (0.05 * rng.standard_normal((16, 784))).astype(np.float32)
     bias = np.zeros(16, np.float32)
-    first = probe.loss_probe("episode_loss_and_accuracy", weight, bias, ep, substitutes=HELPERS)
+    first = probe.task("protonet", "episode_loss", "episode_loss_and_accuracy", weight, bias, ep, substitutes=HELPERS)
     perm = rng.permutation(len(ep["support_y"]))
     ep2 = {**ep, "support_x": ep["support_x"][perm], "support_y": ep["support_y"][perm]}
-    second = probe.loss_probe("episode_loss_and_accuracy", weight, bias, ep2, substitutes=HELPERS)
+    second = probe.task("protonet", "episode_loss", "episode_loss_and_accuracy", weight, bias, ep2, substitutes=HELPERS)
     a, b = float(first["loss"]["array"].reshape(())), float(second["loss"]["array"].reshape(()))
     assert abs(a - b) <= 1e-4 * (1 + abs(a)), "the loss changes when the support set is shuffled; group support rows by their labels"
 
@@ -248,8 +252,8 @@ def weights_accuracy(probe, k_shot: int, n_way: int = 5, n_query: int = 15, n_ep
     size = int(info["size"])
     assert size <= MAX_SUBMITTED_BYTES, f"{WEIGHTS_FILE} is {size / 2**20:.1f} MB; save only model.state_dict() (a Conv-4 needs < 0.5 MB)."
     images, per_class = _evaluation_images()
-    emb = probe.embed_with_weights("ProtoNetEncoder", WEIGHTS_FILE, images)
-    assert emb.ndim == 2 and emb.shape[0] == len(images) and np.all(np.isfinite(emb)), "the encoder must return finite embeddings of shape (batch, d)"
+    emb = probe.task("protonet", "embed_with_weights", "ProtoNetEncoder", WEIGHTS_FILE, images)
+    assert isinstance(emb, np.ndarray) and emb.ndim == 2 and emb.shape[0] == len(images) and np.all(np.isfinite(emb)), "the encoder must return finite embeddings of shape (batch, d)"
     emb = emb.astype(np.float64).reshape(-1, per_class, emb.shape[1])
     rng = np.random.default_rng(seed)
     correct = total = 0
@@ -311,7 +315,7 @@ def visible_logits(probe) -> None:
 
 
 def visible_encoder(probe) -> None:
-    report = probe.encoder_report("ProtoNetEncoder", _rng(1).random((8, 1, 28, 28)).astype(np.float32))
+    report = probe.task("protonet", "encoder_report", "ProtoNetEncoder", _rng(1).random((8, 1, 28, 28)).astype(np.float32))
     assert report["out_train_shape"] == [8, EMBEDDING_DIM], f"expected embeddings of shape (8, 64), got {report['out_train_shape']}"
     convs = [l for l in report["layers"] if l.startswith("Conv2d")]
     assert len(convs) == 4, f"Conv-4 has 4 convolution layers, found {len(convs)}"
@@ -320,7 +324,7 @@ def visible_encoder(probe) -> None:
 def visible_loss(probe) -> None:
     rng = _rng(2)
     ep = _episode(rng, 5, 2, 3)
-    res = probe.loss_probe("episode_loss_and_accuracy", (0.05 * rng.standard_normal((16, 784))).astype(np.float32), np.zeros(16, np.float32), ep)
+    res = probe.task("protonet", "episode_loss", "episode_loss_and_accuracy", (0.05 * rng.standard_normal((16, 784))).astype(np.float32), np.zeros(16, np.float32), ep)
     loss, acc = res["loss"], res["accuracy"]
     assert loss["kind"] == "tensor" and loss["array"].size == 1, "the loss must be a scalar tensor"
     assert loss["grad_fn"], "the loss must be differentiable (do not call .item() or .detach() on it)"

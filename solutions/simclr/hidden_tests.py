@@ -8,15 +8,15 @@ augmentation test from statistics of the views of images built for the purpose â
 from the reference solution, so any correct implementation passes (masked matrices or
 loops, scikit-learn or a torch classifier, any torchvision pipeline with the right parts).
 
-Like the maml assignment, every check calls ``grading_probe`` (a locked two-line cell) and
-sends :data:`HARNESS` as the probe's ``substitutes``: while the call runs, ``_simclr_probe``
-calls the student's function in the student's kernel on the arrays it receives (building
-the modules it needs) and returns plain tensors. The harness holds inputs and plumbing,
-never expected values. The course's own SimCLR pieces (``fsl_utils.ssl``'s augmentations,
+Like the maml assignment, every check runs a kernel-side task (``probe.task("simclr", ...)``,
+:mod:`fsl_utils.grading.checks.kernel.simclr`): it calls the student's function in the student's
+kernel on the arrays it receives (building the modules it needs) and returns plain tensors. The
+task module holds plumbing only; inputs and expected values stay here. The course's own SimCLR pieces (``fsl_utils.ssl``'s augmentations,
 ``nt_xent``, ``ProjectionHead``, ``linear_probe``) are in :data:`FORBIDDEN`, which the grader
 adds to the probe's forbidden packages: their code running during a check's call counts as
-borrowed (the rest of ``fsl_utils.ssl`` stays allowed: the notebook uses its encoder and
-``embed``, and its given cells run outside the checks' calls, untraced). Every check asks
+borrowed (the rest of the course stays allowed: the notebook uses its encoder
+(``fsl_utils.encoders``) and ``fsl_utils.evaluation.embed``, and its given cells run outside the
+checks' calls, untraced). Every check asks
 the probe after each call, so borrowing fails the task with :data:`BORROWED` at once.
 """
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from fsl_utils.course.check import MAX_SUBMITTED_BYTES
-from fsl_utils.grading.probe_utils import as_number as _number
+from fsl_utils.grading.checks.plain import as_number as _number
 
 WEIGHTS_FILE = "simclr.pt"
 #: Accuracy floors (%) of the grader's linear probe on the submitted encoder (calibration: bench/simclr_weights.py,
@@ -46,131 +46,17 @@ TEST_IMAGES = 1000
 #: the course's SimCLR augmentations, losses and heads, and its linear probe (not ``embed``, which the notebook uses).
 FORBIDDEN = ("fsl_utils.ssl.augment", "fsl_utils.ssl.losses", "fsl_utils.ssl.heads", "fsl_utils.ssl.evaluation:linear_probe")
 
-# Runs in the student's kernel, only while a check's call is in flight (probe substitutes).
-HARNESS = '''
-def _simclr_probe(ns, task, *args):
-    import torch
-    from torch import nn
-
-    def tensor_or_nan(value):
-        return value.detach() if isinstance(value, torch.Tensor) else torch.tensor(float("nan"))
-
-    if task == "augment":
-        images, size, seed = args
-        original = images.clone()
-        state = torch.get_rng_state()
-        try:
-            torch.manual_seed(int(seed))
-            out = ns["augment_pair"](images, int(size))
-            if not isinstance(out, (tuple, list)) or len(out) != 2:
-                raise TypeError(f"augment_pair must return a tuple (view1, view2), got {type(out).__name__}")
-            torch.manual_seed(int(seed))
-            again = ns["augment_pair"](images, int(size))
-        finally:
-            torch.set_rng_state(state)
-        same = float(all(isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
-                         for a, b in zip(out, again)))
-        unchanged = float(torch.equal(images, original))
-        return out[0], out[1], torch.tensor(same), torch.tensor(unchanged)
-
-    if task == "nt_xent":
-        z1, z2, temperature = args
-        a, b = z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)
-        loss = ns["nt_xent"](a, b, float(temperature))
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise TypeError(f"nt_xent must return a scalar tensor, got {type(loss).__name__} {tuple(getattr(loss, 'shape', ()))}")
-        connected = 0.0
-        ga, gb = torch.zeros_like(a), torch.zeros_like(b)
-        if loss.requires_grad:
-            try:
-                grads = torch.autograd.grad(loss.reshape(()), (a, b), allow_unused=True)
-                connected = float(all(g is not None for g in grads))
-                ga, gb = [torch.zeros_like(t) if g is None else g.detach() for t, g in zip((a, b), grads)]
-            except RuntimeError:
-                pass
-        return loss.detach().reshape(()), ga, gb, torch.tensor(connected)
-
-    if task == "head":
-        in_dim, hidden_dim, out_dim, h, seed = args
-        torch.manual_seed(int(seed))
-        head = ns["ProjectionHead"](int(in_dim), int(hidden_dim), int(out_dim))
-        if not isinstance(head, nn.Module):
-            raise TypeError(f"ProjectionHead must be an nn.Module, got {type(head).__name__}")
-        head.train()
-        z = head(h)
-        if not isinstance(z, torch.Tensor):
-            raise TypeError(f"ProjectionHead returned a {type(z).__name__}, expected a tensor")
-        params = [p for p in head.parameters() if p.requires_grad]
-        trained = 0.0
-        if z.requires_grad and params:
-            grads = torch.autograd.grad(z.square().sum(), params, allow_unused=True)
-            trained = float(all(g is not None and bool(g.abs().sum() > 0) for g in grads))
-        linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
-        shapes = torch.tensor([list(m.weight.shape) for m in linears], dtype=torch.int64).reshape(-1, 2)
-        head.eval()
-        with torch.no_grad():
-            x1, x2 = h[:1], h[1:2]
-            batch = torch.cat([x1, x2, x1 + x2, torch.zeros_like(x1), 2 * x1, -x2])
-            f = head(batch)
-        return z.detach(), torch.tensor(trained), shapes, f.detach()
-
-    if task == "linear_eval":
-        weight, bias, train_x, train_y, test_x, test_y = args
-
-        class ProbeEncoder(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.flatten = nn.Flatten()
-                self.linear = nn.Linear(weight.shape[1], weight.shape[0])
-                self.norm = nn.BatchNorm1d(weight.shape[0])
-
-            def forward(self, x):
-                return self.norm(self.linear(self.flatten(x)))
-
-        encoder = ProbeEncoder()
-        with torch.no_grad():
-            encoder.linear.weight.copy_(weight)
-            encoder.linear.bias.copy_(bias)
-        before = {k: v.clone() for k, v in encoder.state_dict().items()}
-        labels = test_y.clone()
-        acc = ns["linear_eval"](encoder, train_x, train_y, test_x, test_y)
-        after = encoder.state_dict()
-        unchanged = float(set(after) == set(before) and all(torch.equal(after[k], v) for k, v in before.items()))
-        value = float(acc) if isinstance(acc, (int, float)) or (isinstance(acc, torch.Tensor) and acc.numel() == 1) else float("nan")
-        return torch.tensor(value, dtype=torch.float64), torch.tensor(unchanged), torch.tensor(float(torch.equal(labels, test_y)))
-
-    if task == "weights":
-        pool, filename, n_test = args
-        from fsl_utils.data import load_cifar10
-        from fsl_utils.encoders import CifarCNN
-        from fsl_utils.evaluation import embed
-
-        state = torch.load(filename, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise TypeError(f"{filename} must hold a state_dict: save it with torch.save(encoder.state_dict(), path)")
-        model = CifarCNN(n_classes=0)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            raise ValueError(f"{filename} does not fit the notebook's encoder CifarCNN(n_classes=0) (save the encoder, not the head): {str(err)[:300]}") from None
-        pool_images = load_cifar10(train=True).images[pool]
-        return embed(model, pool_images), embed(model, load_cifar10(train=False).images[: int(n_test)])
-
-    raise ValueError(f"unknown probe task {task!r}")
-'''
-
 BORROWED = ("this task must be solved with your own code, but it ran the course's implementation ({}); the course's SimCLR "
             "pieces (fsl_utils.ssl's simclr_augment/BatchAugment, nt_xent, ProjectionHead, linear_probe) and its few-shot "
             "methods are off limits in graded functions: write it yourself with torch operations.")
 
 
 # -- helpers --------------------------------------------------------------------------------
-def _call(probe, *args):
-    return probe.call("grading_probe", *args, substitutes=HARNESS)["outputs"]
-
-
-def _require_hook(probe) -> None:
-    assert probe.has("grading_probe"), "the cell defining `grading_probe` (under 'Setup') was removed or not run: restore it and run it."
+def _call(probe, task: str, *args) -> list:
+    """The outputs of kernel-side task ``task`` (fsl_utils.grading.checks.kernel.simclr), encoded."""
+    out = probe.task("simclr", task, *args)
+    assert isinstance(out, list) and all(isinstance(o, dict) and "kind" in o for o in out), "the grader could not read your code's results"
+    return out
 
 
 def _not_borrowed(probe) -> None:
@@ -241,7 +127,6 @@ def _luminance_corr(view: np.ndarray, reference: np.ndarray) -> float:
 
 
 def check_augment_pair(probe) -> None:
-    _require_hook(probe)
     rng = np.random.default_rng(3001)
     # 1. a batch of different images, another view size: the two views of an image differ
     mixed = _blocks(rng, 16, gray=False)
@@ -277,7 +162,6 @@ def check_augment_pair(probe) -> None:
 
 # -- nt_xent --------------------------------------------------------------------------------
 def check_nt_xent(probe) -> None:
-    _require_hook(probe)
     rng = np.random.default_rng(3002)
     for n, d, tau in ((4, 8, 0.5), (6, 5, 0.1), (3, 16, 1.0), (5, 3, 2.0), (8, 12, 0.2)):
         scale = rng.uniform(0.3, 3.0, size=(2 * n, 1))
@@ -311,7 +195,6 @@ def check_nt_xent(probe) -> None:
 
 # -- ProjectionHead -------------------------------------------------------------------------
 def check_projection_head(probe) -> None:
-    _require_hook(probe)
     rng = np.random.default_rng(3003)
     for in_dim, hidden_dim, out_dim in ((20, 24, 6), (12, 40, 16)):
         h = rng.standard_normal((8, in_dim)).astype(np.float32)
@@ -344,7 +227,6 @@ def _toy_data(rng: np.random.Generator, n_classes: int, n_train: int, n_test: in
 
 
 def check_linear_eval(probe) -> None:
-    _require_hook(probe)
     rng = np.random.default_rng(3004)
     weight = (rng.standard_normal((24, 108)) / np.sqrt(108)).astype(np.float32)
     bias = (0.1 * rng.standard_normal(24)).astype(np.float32)
@@ -386,7 +268,6 @@ def weights_accuracy(probe, per_class: int) -> float:
 
     from fsl_utils.data import load_cifar10
 
-    _require_hook(probe)
     info = probe.file_info(WEIGHTS_FILE)
     assert info["exists"], f"{WEIGHTS_FILE} was not found beside the notebook: train with skip_training = False, then submit the file."
     size = int(info["size"])

@@ -58,7 +58,7 @@ CASES: dict[str, tuple[float, str]] = {
     "wrong_assignment": (0.0, "a notebook of another assignment under this name"),
     "non_utf8": (20.0, "a Latin-1 byte in a comment: decoded and graded normally"),
     "output_flood": (20.0, "printing 200,000 lines: output limited, grading goes on"),
-    # submissions are data: nothing they carry is followed (fsl_utils.grading.intake)
+    # submissions are data: nothing they carry is followed (fsl_utils.grading.sandbox.intake)
     "symlink_hidden_tests": (16.0, "leak.txt, a symlink to solutions/protonet/hidden_tests.py, and an answer that is only correct "
                                    "when it can read it: refused, not followed; the prototypes tests fail"),
     "symlink_other_student": (16.0, "protonet.pt a symlink to another student's weights: refused; the weights tests fail"),
@@ -287,13 +287,13 @@ def _build_more(kind: str, release: Path, answers: dict[str, str], sum_wrong: di
                 "    try:\n        print('PROC', _p, open(_p, 'rb').read())\n    except OSError as _err:\n        print('denied', _p, _err)")
         return fill_solutions(release, _answers_with(answers, "compute_prototypes", code))
     if kind == "patched_probe":
-        code = ("import fsl_utils.grading.probe as _probe\n_probe.LocalProbe.borrowed = lambda self: []\n"
+        code = ("import fsl_utils.grading.checks.probe as _probe\n_probe.LocalProbe.borrowed = lambda self: []\n"
                 "from fsl_utils.methods.protonet import class_means\n"
                 "def compute_prototypes(embeddings, labels, n_way):\n    return class_means(embeddings, labels, n_way)")
         return fill_solutions(release, _answers_with(answers, "compute_prototypes", code))
     if kind == "forged_tampering_check":
-        code = ("import fsl_utils.grading.hidden as _hidden, fsl_utils.grading.probe as _probe\n"
-                "_hidden.tampering = lambda: []\n_probe.LocalProbe.tampering = lambda self: []\n"
+        code = ("import fsl_utils.grading.checks.tampering as _tampering, fsl_utils.grading.checks.probe as _probe\n"
+                "_tampering.tampering = _probe.tampering = lambda: []\n_probe.LocalProbe.tampering = lambda self: []\n"
                 "torch.allclose = lambda *a, **k: True")
         return fill_solutions(release, _answers_with(sum_wrong, "compute_prototypes", code))
     if kind == "forged_partial_credit":

@@ -74,7 +74,7 @@ MUTANTS: dict[str, tuple[str, tuple[str, str], tuple[str, ...]]] = {
             "one_hot = F.one_hot(labels, n_way).to(embeddings.dtype)  # (n_support, n_way)\n    return one_hot.T @ embeddings / one_hot.sum(dim=0)[:, None]",
             "from easyfsl.methods.utils import compute_prototypes as borrowed\n    return borrowed(embeddings, labels)",
         ),
-        # easyfsl is not in the grading sandbox (fsl_utils.grading.stubs): the call fails every test that runs the
+        # easyfsl is not in the grading sandbox (fsl_utils.grading.sandbox.stubs): the call fails every test that runs the
         # student's compute_prototypes, the visible loss test too (the hidden loss test substitutes the reference helpers)
         ("test_prototypes_visible", "test_prototypes_hidden", "test_loss_visible"),
     ),

@@ -52,7 +52,7 @@ MUTANTS: dict[str, tuple[str, tuple[str, str], tuple[str, ...]]] = {
         "inner_loop",
         ("    for _ in range(n_steps):", "    from fsl_utils.methods.maml import MAML\n"
          "    return MAML(model, inner_lr, n_steps, first_order).adapt(support_x, support_y, params)\n    for _ in range(n_steps):"),
-        # the course's MAML is a stub in the grading sandbox (fsl_utils.grading.stubs): every test that runs the student's
+        # the course's MAML is a stub in the grading sandbox (fsl_utils.grading.sandbox.stubs): every test that runs the student's
         # inner_loop fails (the hidden task-loss and meta-update tests substitute the reference inner loop)
         ("test_inner_loop_visible", "test_inner_loop_hidden", "test_task_loss_visible", "test_meta_update_visible"),
     ),
@@ -136,10 +136,10 @@ PIPELINE = shared.Pipeline(
     students=("reference", "untouched_release", "untrained_weights", "different_correct", *MUTANTS),
     failing={"reference": (), "different_correct": (), "untrained_weights": WEIGHT_TESTS,
              **{student: failing for student, (_, _, failing) in MUTANTS.items()}},
-    release_markers=("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "create_graph=not first_order", "run_hidden_test", "_maml_probe(ns"),
+    release_markers=("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "create_graph=not first_order", "run_hidden_test", "INNER_HELPER"),
     required_files=("maml.pt",),
     # (tracebacks of the student's own code in visible tests are shown, as in plain nbgrader)
-    feedback_markers=("hidden_tests.py", "_maml_probe(ns", "def oracle_"),
+    feedback_markers=("hidden_tests.py", "INNER_HELPER", "def oracle_"),
     explanations={"second_order_without_create_graph": ("create_graph=True",), "no_zero_grad": ("zero_grad",),
                   "untrained_weights": ("5-way 1-shot", "at least")},
 )

@@ -53,7 +53,7 @@ MUTANTS: dict[str, tuple[str, tuple[str, str], tuple[str, ...], str]] = {
     ),
     "borrowed_course_nt_xent": (
         "nt_xent", ("    n = z1.shape[0]\n", "    from fsl_utils.ssl import nt_xent as course_nt_xent\n    return course_nt_xent(z1, z2, temperature)\n"),
-        # the course's nt_xent is a stub in the grading sandbox (fsl_utils.grading.stubs): both tests fail, naming it
+        # the course's nt_xent is a stub in the grading sandbox (fsl_utils.grading.sandbox.stubs): both tests fail, naming it
         ("test_nt_xent_visible", "test_nt_xent_hidden"), "write it yourself",
     ),
     # augmentations
@@ -223,9 +223,9 @@ PIPELINE = shared.Pipeline(
     students=("reference", "untouched_release", "untrained_weights", "different_correct", *GROUPS),
     failing={"reference": (), "different_correct": (), "untrained_weights": WEIGHT_TESTS,
              **{student: failing_cells(mistakes) for student, mistakes in GROUPS.items()}},
-    release_markers=("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "masked_fill", "run_hidden_test", "_simclr_probe(ns", "LogisticRegression("),
+    release_markers=("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "masked_fill", "run_hidden_test", "def oracle_nt_xent", "LogisticRegression("),
     required_files=("simclr.pt",),
-    feedback_markers=("hidden_tests.py", "_simclr_probe(ns", "def oracle_"),
+    feedback_markers=("hidden_tests.py", "BORROWED = (", "def oracle_"),
     explanations={"untrained_weights": ("10 labels per class", "at least"),
                   **{student: tuple(MUTANTS[m][3] for m in mistakes) for student, mistakes in GROUPS.items()}},
 )

@@ -24,7 +24,7 @@ per-process limits, the process limit counts the processes of one submission onl
   only ones of that user id. (Root's own processes are exempt from ``RLIMIT_NPROC``, so the
   kernel must not stay root.)
 
-``python .../sandbox.py CONNECTION_FILE`` is the kernelspec's argv (:func:`write_kernelspec`): it
+``python .../bwrap.py CONNECTION_FILE`` is the kernelspec's argv (:func:`write_kernelspec`): it
 reads the batch's profile (``$FSL_SANDBOX_PROFILE``, written by :func:`write_profile`) and
 execs bwrap. :func:`.isolation.preflight` starts one sandbox before grading and raises
 :class:`SandboxUnavailable` with the reason when it cannot (the pipeline then stops: fail closed).
@@ -60,6 +60,7 @@ class SandboxUnavailable(RuntimeError):
 
 
 def limits() -> dict[str, int]:
+    """The resource limits of a kernel: :data:`DEFAULTS`, each overridden by its environment variable."""
     return {k: int(os.environ.get(k, v)) for k, v in DEFAULTS.items()}
 
 
@@ -85,7 +86,7 @@ def write_profile(path: Path, *, data_dir: Path, cache_dir: Path, overlays: list
         overlays: ``(stub file, module file)`` pairs (:mod:`.stubs`).
         empty_dirs: folders shown empty (hidden packages, byte-code caches of stubbed modules).
     """
-    package = Path(__file__).resolve().parents[1]
+    package = Path(__file__).resolve().parents[2]  # fsl_utils/
     binds = [str(Path(p).resolve()) for p in (sys.base_prefix, sys.prefix, package)]
     binds += [str(p) for p in (Path(data_dir).resolve(), Path(cache_dir).resolve()) if p.is_dir()]
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": HOME, "USER": "student", "LOGNAME": "student",
@@ -197,6 +198,7 @@ while True:
 
 
 def set_limits(lim: dict[str, int]) -> None:
+    """Apply :func:`limits` to this process (inherited by the kernel): memory, CPU seconds, file size, no core files."""
     import resource
 
     mb = 2**20

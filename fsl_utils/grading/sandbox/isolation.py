@@ -2,7 +2,7 @@
 read (the profile, :func:`sandbox_profile`), the per-submission user ids of root mode
 (:func:`uid_base`), the check that a sandbox starts and keeps its promises before anything is
 graded (:func:`preflight`, :func:`check_sandbox`), and the explicit opt-out (:func:`unsandboxed`).
-The kernel's side — the bubblewrap command line and the kernelspec's launcher — is :mod:`.sandbox`.
+The kernel's side — the bubblewrap command line and the kernelspec's launcher — is :mod:`.bwrap`.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .sandbox import UID_BASE, SandboxUnavailable, bwrap_argv, kernel_env, set_limits, write_profile
+from fsl_utils.data.paths import cache_dir, data_root
+
+from ..checks.hidden import forbidden_extra, load_hidden_tests
+from ..checks.plain import FORBIDDEN_PACKAGES
+from . import stubs
+from .bwrap import UID_BASE, SandboxUnavailable, bwrap_argv, kernel_env, set_limits, write_profile
 
 
 def sandbox_profile(root: Path, assignment: str, base: Path, threads: int) -> Path:
-    """Write the batch's sandbox profile (:func:`.sandbox.write_profile`) into ``base``: the grader's
+    """Write the batch's sandbox profile (:func:`.bwrap.write_profile`) into ``base``: the grader's
     dataset folder and cache, and stubs in place of the code the assignment forbids (:mod:`.stubs`)."""
-    from ..data.paths import cache_dir, data_root
-    from . import stubs
-    from .hidden import forbidden_extra, load_hidden_tests
-    from .probe_utils import FORBIDDEN_PACKAGES
-
     try:
         extra = forbidden_extra(load_hidden_tests(assignment, root))
     except FileNotFoundError:
@@ -87,7 +87,7 @@ def unsandboxed(profile: Path) -> None:
 _CHECK = """
 import importlib, json, os, resource, socket, sys
 print("FSL-SANDBOX-STARTED", flush=True)
-import ipykernel, torch, fsl_utils.grading.remote  # what every kernel imports
+import ipykernel, torch, fsl_utils.grading.checks.remote  # what every kernel imports
 for name in json.loads(sys.argv[1]):  # what the assignment's given cells import (with stubs in place of forbidden code)
     importlib.import_module(name)
 out = {"uid": os.getuid(), "nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0], "interfaces": [n for _, n in socket.if_nameindex()],

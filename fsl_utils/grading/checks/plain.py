@@ -1,5 +1,6 @@
-"""Plain-data helpers of the probes: encoding student outputs, describing a model's layers,
-compiling reference helpers, locating the packages students must not borrow from."""
+"""Plain data between the student's code and the checks: encoding student outputs, describing a
+model's layers, compiling the reference helpers a check sends, locating the packages students must
+not borrow from. Used on both sides (the kernel's :class:`~.probe.LocalProbe` and the checks)."""
 
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def describe_layers(model: nn.Module, forbidden: tuple[str, ...] = ()) -> tuple[
 
     Returns:
         ``(layers, foreign)``: e.g. ``["Conv2d(1,64,k=3,s=1,p=1,bias=True)", "BatchNorm2d(64)",
-        "ReLU", "MaxPool2d(2)", ...]`` and ``["fsl_utils.backbones.conv4.Conv4", ...]``.
+        "ReLU", "MaxPool2d(2)", ...]`` and ``["fsl_utils.encoders.conv4.Conv4", ...]``.
     """
     layers, foreign = [], []
     for module in model.modules():

@@ -1,9 +1,9 @@
 """The borrowed-code rule, enforced by what exists in the grading sandbox.
 
 A submission must not run the course's own implementations (``fsl_utils.methods``, the Conv-4 of
-``fsl_utils.backbones``, ``easyfsl``, and an assignment's ``FORBIDDEN`` entries). Inside the
+``fsl_utils.encoders.conv4``, ``fsl_utils.encoders.imagenet``, ``easyfsl``, and an assignment's ``FORBIDDEN`` entries). Inside the
 kernel, any check of that rule could be patched by the submission (it runs in the same process),
-so the grader decides it by what it puts into the sandbox (:mod:`.sandbox`):
+so the grader decides it by what it puts into the sandbox (:mod:`.bwrap`):
 
 * a forbidden package that no given cell of the assignment imports from (``easyfsl``) is
   **absent**: its folder is empty but for an ``__init__.py`` that raises ``ImportError``;
@@ -13,7 +13,7 @@ so the grader decides it by what it puts into the sandbox (:mod:`.sandbox`):
   that function;
 * modules that the assignment's given cells import by name (``fsl_utils.methods.base`` for the
   ``FewShotClassifier`` base class) stay real: they hold no solution, and only the in-kernel
-  tracing of :class:`~.probe.LocalProbe` watches them;
+  tracing of :class:`~fsl_utils.grading.checks.probe.LocalProbe` watches them;
 * the byte-code caches (``__pycache__``) of stubbed packages are emptied, so the real code cannot
   be loaded from a ``.pyc`` either.
 
@@ -29,6 +29,8 @@ import importlib.util
 import json
 from collections.abc import Iterable
 from pathlib import Path
+
+from ..hidden_regions import strip_hidden
 
 MESSAGE = ("{name} ({module}) does what this homework asks you to implement; it is not available while your homework is "
            "graded: write it yourself.")
@@ -106,8 +108,6 @@ def stub_source(source: str, module: str, only: Iterable[str] | None = None) -> 
 def given_imports(notebooks: Iterable[Path]) -> set[str]:
     """Dotted names imported by the notebooks' cells other than answers (their hidden regions removed):
     ``import a.b`` gives ``a.b``, ``from a.b import c`` gives ``a.b`` and ``a.b.c``."""
-    from .feedback import strip_hidden
-
     names: set[str] = set()
     for path in notebooks:
         for cell in json.loads(Path(path).read_text(encoding="utf-8"))["cells"]:

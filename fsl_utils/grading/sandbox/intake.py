@@ -8,7 +8,7 @@ another file's contents.
 
 :func:`take_in` therefore builds the copy nbgrader grades from (the ``submitted_directory`` of
 the batch, :mod:`.pipeline`) itself: it walks the submission without following anything
-(``lstat``, ``O_NOFOLLOW``) and copies regular files only, each at most :data:`~fsl_utils.check.MAX_SUBMITTED_BYTES`
+(``lstat``, ``O_NOFOLLOW``) and copies regular files only, each at most :data:`~fsl_utils.course.check.MAX_SUBMITTED_BYTES`
 (notebooks :data:`MAX_NOTEBOOK_BYTES`). Everything else is refused with a reason — the rest of
 the submission is graded, and the reasons reach ``grading/refused_files.json``, the log and the
 student's feedback (:mod:`.feedback`). The instructor's ``grading/submitted/`` is never changed.
@@ -21,9 +21,9 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..course.check import MAX_SUBMITTED_BYTES
+from fsl_utils.course.check import MAX_SUBMITTED_BYTES
 
-#: Largest file beside the notebook (e.g. trained weights), as ``fsl_utils.check`` tells students.
+#: Largest file beside the notebook (e.g. trained weights), as ``fsl_utils.course.check`` tells students.
 #: Largest notebook (outputs with figures included).
 MAX_NOTEBOOK_BYTES = 32 * 2**20
 MAX_FILES = 200
