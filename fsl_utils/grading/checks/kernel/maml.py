@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from fsl_utils.data import Episode
+from fsl_utils.data import Episode, to_float
 
 from .base import Submission, Task, encoded, tensor_or_nan
 
@@ -149,7 +149,7 @@ def weights(student: Submission, *args: Any) -> list[dict[str, Any]]:
         model.load_state_dict(state)
     except RuntimeError as err:
         raise ValueError(f"{filename} does not fit the notebook's MAMLConvNet (keep its architecture): {str(err)[:300]}") from None
-    x = images.float().div(255.0).unsqueeze(2)  # (C, 20, 1, 28, 28)
+    x = to_float(images).unsqueeze(2)  # (C, 20, 1, 28, 28)
     predictions = []
     for cls, pick in zip(classes, picks):
         ex = x[cls[:, None], pick]  # (n_way, k + q, 1, 28, 28)

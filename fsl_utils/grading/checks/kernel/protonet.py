@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fsl_utils.data import Episode
+from fsl_utils.data import Episode, to_float
 
 from ..plain import describe_layers, encode
 from .base import Submission, Task
@@ -97,7 +97,7 @@ def embed_with_weights(student: Submission, name: str, filename: str, images: to
         model = cls()
         model.load_state_dict(state)
         model.eval()
-        x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+        x = to_float(images)
         with torch.no_grad():
             parts = [model(x[i : i + 500]) for i in range(0, len(x), 500)]
         for p in parts:

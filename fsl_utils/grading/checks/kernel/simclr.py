@@ -18,7 +18,7 @@ from fsl_utils.data import load_cifar10
 from fsl_utils.encoders import CifarCNN
 from fsl_utils.evaluation import embed
 
-from .base import Submission, Task, encoded, tensor_or_nan
+from .base import Submission, Task, encoded, flag, tensor_or_nan
 
 
 def augment(student: Submission, images: torch.Tensor, size: int, seed: int) -> list[dict[str, Any]]:
@@ -38,7 +38,7 @@ def augment(student: Submission, images: torch.Tensor, size: int, seed: int) -> 
         torch.set_rng_state(state)
     same = all(isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
                for a, b in zip(out, again))
-    return encoded(out[0], out[1], torch.tensor(float(same)), torch.tensor(float(torch.equal(images, original))))
+    return encoded(out[0], out[1], flag(same), flag(torch.equal(images, original)))
 
 
 def nt_xent(student: Submission, z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> list[dict[str, Any]]:
@@ -47,16 +47,16 @@ def nt_xent(student: Submission, z1: torch.Tensor, z2: torch.Tensor, temperature
     loss = student.get("nt_xent")(a, b, float(temperature))
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise TypeError(f"nt_xent must return a scalar tensor, got {type(loss).__name__} {tuple(getattr(loss, 'shape', ()))}")
-    connected = 0.0
+    connected = False
     ga, gb = torch.zeros_like(a), torch.zeros_like(b)
     if loss.requires_grad:
         try:
             grads = torch.autograd.grad(loss.reshape(()), (a, b), allow_unused=True)
-            connected = float(all(g is not None for g in grads))
+            connected = all(g is not None for g in grads)
             ga, gb = (torch.zeros_like(t) if g is None else g.detach() for t, g in zip((a, b), grads))
         except RuntimeError:
             pass
-    return encoded(loss.detach().reshape(()), ga, gb, torch.tensor(connected))
+    return encoded(loss.detach().reshape(()), ga, gb, flag(connected))
 
 
 def head(student: Submission, in_dim: int, hidden_dim: int, out_dim: int, h: torch.Tensor, seed: int) -> list[dict[str, Any]]:
@@ -72,17 +72,17 @@ def head(student: Submission, in_dim: int, hidden_dim: int, out_dim: int, h: tor
     if not isinstance(z, torch.Tensor):
         raise TypeError(f"ProjectionHead returned a {type(z).__name__}, expected a tensor")
     params = [p for p in module.parameters() if p.requires_grad]
-    trained = 0.0
+    trained = False
     if z.requires_grad and params:
         grads = torch.autograd.grad(z.square().sum(), params, allow_unused=True)
-        trained = float(all(g is not None and bool(g.abs().sum() > 0) for g in grads))
+        trained = all(g is not None and bool(g.abs().sum() > 0) for g in grads)
     linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
     shapes = torch.tensor([list(m.weight.shape) for m in linears], dtype=torch.int64).reshape(-1, 2)
     module.eval()
     with torch.no_grad():
         x1, x2 = h[:1], h[1:2]
         f = module(torch.cat([x1, x2, x1 + x2, torch.zeros_like(x1), 2 * x1, -x2]))
-    return encoded(z.detach(), torch.tensor(trained), shapes, tensor_or_nan(f))
+    return encoded(z.detach(), flag(trained), shapes, tensor_or_nan(f))
 
 
 class ProbeEncoder(nn.Module):
@@ -111,7 +111,7 @@ def linear_eval(student: Submission, weight: torch.Tensor, bias: torch.Tensor, t
     after = encoder.state_dict()
     unchanged = set(after) == set(before) and all(torch.equal(after[k], v) for k, v in before.items())
     value = float(acc) if isinstance(acc, (int, float)) or (isinstance(acc, torch.Tensor) and acc.numel() == 1) else float("nan")
-    return encoded(torch.tensor(value, dtype=torch.float64), torch.tensor(float(unchanged)), torch.tensor(float(torch.equal(labels, test_y))))
+    return encoded(torch.tensor(value, dtype=torch.float64), flag(unchanged), flag(torch.equal(labels, test_y)))
 
 
 def weights(student: Submission, pool: torch.Tensor, filename: str, n_test: int) -> list[dict[str, Any]]:
