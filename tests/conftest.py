@@ -49,19 +49,17 @@ def run_bench(tmp_path):
 
 
 # -- the grading batches: graded in the background while the other tests run (tests/grading/background.py)
-#: The assignment parameter of tests/test_grading_pipeline.py -> the fixture of its batch.
-_PIPELINE_FIXTURES = {"protonet": "graded_course", "maml": "graded_maml", "simclr": "graded_simclr"}
-
-
 def _batch(item: pytest.Item) -> str | None:
-    """The grading batch ``item`` reads (a fixture name), if any."""
+    """The grading batch ``item`` reads (a fixture name of ``grading.background.BATCHES``), if any."""
+    from grading.background import BATCHES
+
     names = set(getattr(item, "fixturenames", ()))
-    for name in ("graded_simclr", "graded_maml", "graded_course"):
+    for name in BATCHES:
         if name in names:
             return name
     callspec = getattr(item, "callspec", None)
-    if "graded" in names and callspec is not None:  # test_grading_pipeline.py asks for its batch by name
-        return _PIPELINE_FIXTURES[callspec.params["assignment"]]
+    if "graded" in names and callspec is not None:  # test_grading_pipeline.py asks for its batch by assignment
+        return next(name for name, assignment in BATCHES.items() if assignment == callspec.params["assignment"])
     return None
 
 
