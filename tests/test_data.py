@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 from pathlib import Path
@@ -97,6 +98,20 @@ def test_unwritable_cache_warns_and_loads(tmp_path, monkeypatch):
 def test_cache_writes_leave_no_temporary_files(private_cache):
     load_omniglot("evaluation", image_size=11)
     assert [p.name for p in private_cache.iterdir() if not p.name.endswith(".pt")] == []
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_cache_files_get_the_permissions_of_ordinary_files(private_cache, umask, mode):
+    """Readable by others under the usual umask (the grader's sandboxed kernels run under other
+    user ids when grading as root), private under a private umask."""
+    from fsl_utils.data.paths import write_cache
+
+    old = os.umask(umask)
+    try:
+        assert write_cache({"x": torch.zeros(2)}, private_cache / "t.pt")
+    finally:
+        os.umask(old)
+    assert (private_cache / "t.pt").stat().st_mode & 0o777 == mode
 
 
 def test_missing_data_names_fsl_data_dir_and_make_data(tmp_path, monkeypatch):

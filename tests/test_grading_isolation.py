@@ -222,6 +222,30 @@ def test_process_limit_counts_one_submission_only(profile_path, monkeypatch):
     assert out.strip() == "forked 30", err
 
 
+
+def test_the_graders_private_cache_is_made_readable_to_the_kernels(profile_path):
+    """A cache file private to the grader (as ``write_cache`` once left them) cannot be read by a
+    kernel running under its own user id (root mode) until :func:`isolation.share_cache` opens it."""
+    cache = profile_path.parent / "cache"
+    (cache / "sub").mkdir(mode=0o700)
+    for path in (cache / "omniglot.pt", cache / "sub" / "features.pt"):
+        path.write_bytes(b"tensor bytes")
+        os.chmod(path, 0o600)
+    os.symlink("/etc/shadow", cache / "link")
+    read = (f"import pathlib\nfor p in ({str(cache / 'omniglot.pt')!r}, {str(cache / 'sub' / 'features.pt')!r}):\n"
+            "    try:\n        print(pathlib.Path(p).read_bytes().decode())\n    except OSError as e:\n        print(type(e).__name__)")
+    uid = 2_000_000_996 if os.geteuid() == 0 else None
+    before, _ = _run_inside(profile_path, read, uid=uid).communicate(timeout=120)
+    changed = isolation.share_cache(cache)
+    after, err = _run_inside(profile_path, read, uid=uid).communicate(timeout=120)
+    assert after.split() == ["tensor", "bytes"] * 2, after + err
+    if uid is not None:  # as an ordinary user the kernel is the grader's own user: it could read them already
+        assert before.split() == ["PermissionError"] * 2, before
+        assert sorted(changed) == sorted([cache / "omniglot.pt", cache / "sub", cache / "sub" / "features.pt"])
+    assert os.stat(cache / "omniglot.pt").st_mode & 0o777 == 0o644 and os.stat(cache / "sub").st_mode & 0o777 == 0o755
+    assert os.lstat(cache / "link").st_mode & 0o777 == 0o777 and os.stat("/etc/shadow").st_mode & 0o004 == 0
+    assert isolation.share_cache(cache) == []  # nothing left to change
+
 # -- a warning is not a failure -------------------------------------------------------------------
 def test_score_on_errors_keeps_warnings_and_drops_partial_credit():
     meta = NotebookNode(nbgrader=NotebookNode(grade=True, solution=False, grade_id="t", points=2.0))

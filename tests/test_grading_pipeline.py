@@ -103,3 +103,17 @@ def test_feedback_explains_what_failed(pipeline, graded):
 def test_grading_leaves_solutions_unchanged(graded):
     after = shared.digest(graded["root"] / "solutions")
     assert after == graded["before"]["solutions"], f"grading changed solutions/: {sorted(set(after.items()) ^ set(graded['before']['solutions'].items()))}"
+
+
+@every_assignment
+def test_kernels_read_the_graders_dataset_cache(pipeline, graded):
+    """The grader builds the dataset caches before the batch (``prepare``); every sandboxed kernel
+    must read them. A kernel that cannot (as when the grader ran as root and the cache files were
+    private to it) decodes the dataset again — ten seconds per submission — and warns that it could
+    not write the cache back."""
+    autograded = graded["root"] / "grading" / "autograded"
+    notebooks = [p for student in pipeline.students for p in sorted((autograded / student / pipeline.assignment).glob("*.ipynb"))]
+    texts = {p: p.read_text(errors="replace") for p in notebooks}
+    assert texts, f"no autograded notebooks under {autograded}"
+    rebuilt = [str(p.relative_to(autograded)) for p, text in texts.items() if "could not write the cache file" in text]
+    assert not rebuilt, f"these kernels could not read the grader's dataset cache and rebuilt it: {rebuilt}"

@@ -96,7 +96,10 @@ def write_cache(obj: Any, path: Path) -> bool:
     """Save ``obj`` to the cache file ``path`` with ``torch.save``, atomically and best effort.
 
     The file appears complete or not at all (written under a unique temporary name in the
-    same folder, then renamed), so concurrent writers never clash. A cache that cannot be
+    same folder, then renamed), so concurrent writers never clash. It gets the permissions
+    of an ordinary new file (0666 minus the umask; ``mkstemp`` alone would leave it private
+    to its owner, and the grader's sandboxed kernels, which run under other user ids when
+    grading as root, would decode the dataset again in every submission). A cache that cannot be
     written (read-only or full disk, e.g. inside the grading sandbox) only costs time: it
     warns once and returns False instead of failing the caller.
     """
@@ -106,6 +109,7 @@ def write_cache(obj: Any, path: Path) -> bool:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
         os.replace(tmp, path)
@@ -119,6 +123,21 @@ def write_cache(obj: Any, path: Path) -> bool:
         warnings.warn(f"could not write the cache file {path} ({err.strerror or err}); continuing without it. "
                       "Set FSL_CACHE_DIR to a writable folder to keep the cache.", RuntimeWarning, stacklevel=2)
         return False
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux reports it (``os.umask`` can only
+    be read by setting it, which races with other threads creating files)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def drop_cache(path: Path) -> None:

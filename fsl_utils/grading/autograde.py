@@ -18,7 +18,7 @@ from .batch import kill_marked
 from .checks.hidden import load_hidden_tests
 from .sandbox.bwrap import KERNEL_NAME, write_kernelspec
 from .sandbox.intake import take_in
-from .sandbox.isolation import grading_folder, preflight as check_one, sandbox_profile, uid_base as first_uid, unsandboxed
+from .sandbox.isolation import grading_folder, preflight as check_one, sandbox_profile, share_cache, uid_base as first_uid, unsandboxed
 
 #: nbgrader's cell metadata version (nbgrader 0.9).
 SCHEMA_VERSION = 3
@@ -151,6 +151,10 @@ def autograde_each(root: Path, assignment: str, students: list[str], sandbox: bo
         common_env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
                       "FSL_COURSE_ROOT": str(root), "OMP_NUM_THREADS": str(threads), "JUPYTER_PATH": str(base / "jupyter")}
         write_kernelspec(base / "jupyter", profile)
+        if root_mode and sandbox:
+            shared = share_cache(Path(json.loads(profile.read_text())["env"]["FSL_CACHE_DIR"]))
+            if shared:
+                print(f"made {len(shared)} file(s) of the dataset cache readable to the sandboxed kernels (they run under their own user ids)")
         if sandbox and preflight:
             check_one(profile, base / "preflight", uid=uid_base + 999 if root_mode else None)
         jobs_spec = []

@@ -43,6 +43,30 @@ def sandbox_profile(root: Path, assignment: str, base: Path, threads: int) -> Pa
     return path
 
 
+def share_cache(folder: Path) -> list[Path]:
+    """Root mode: let the sandboxed kernels, which run under their own user ids, read the grader's
+    dataset cache. Files and folders of ``folder`` owned by the grader that others cannot read get
+    read (and, for folders, search) permission; returns what changed.
+
+    The cache holds tensors derived from the public datasets only (no submission, no hidden test,
+    no reference weights). Caches written before ``write_cache`` kept the umask were private, and a
+    kernel that cannot read them decodes the whole dataset again, some ten seconds per submission.
+    """
+    changed = []
+    if not folder.is_dir():
+        return changed
+    for path in [folder, *folder.rglob("*")]:
+        try:
+            st = path.lstat()
+            want = 0o055 if path.is_dir() else 0o044
+            if st.st_uid == os.geteuid() and not path.is_symlink() and st.st_mode & want != want:
+                os.chmod(path, (st.st_mode | want) & 0o7777)
+                changed.append(path)
+        except OSError:
+            continue
+    return changed
+
+
 def grading_folder() -> Path:
     """A fresh folder for one batch's sockets, profile and intake (``/run`` when writable: kept off disk)."""
     run_dir = "/run" if os.path.isdir("/run") and os.access("/run", os.W_OK) else None
