@@ -204,6 +204,19 @@ def test_preflight_reports_an_isolated_kernel(profile_path):
     assert out.strip() == "[] True", out + err  # nothing else visible; the cache folder (under /tmp here) is
 
 
+def test_a_grader_started_through_dotdot_still_starts_kernels(profile_path, monkeypatch):
+    """``../.venv/bin/python -m fsl_utils.grading ...`` from a subfolder: the interpreter's path passes
+    through a folder the sandbox does not have (``tests/..``); the profile names it without the detour."""
+    detour = f"{ROOT / 'tests'}/{os.path.relpath(sys.executable, ROOT / 'tests')}"
+    assert "/../" in detour and os.path.samefile(detour, sys.executable)
+    monkeypatch.setattr(sys, "executable", detour)
+    bwrap.write_profile(profile_path, data_dir=Path(os.environ.get("FSL_DATA_DIR", ROOT / "data")), cache_dir=profile_path.parent / "cache")
+    profile = json.loads(profile_path.read_text())
+    assert "/../" not in profile["python"] and os.path.samefile(profile["python"], detour)
+    report = isolation.preflight(profile_path, profile_path.parent / "scratch", uid=2_000_000_995 if os.geteuid() == 0 else None)
+    assert report["uid"] != 0
+
+
 def test_process_limit_counts_one_submission_only(profile_path, monkeypatch):
     """A kernel that forks up to its process limit leaves another kernel free to start processes."""
     monkeypatch.setenv("FSL_SANDBOX_NPROC", "40")

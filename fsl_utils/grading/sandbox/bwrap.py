@@ -87,9 +87,13 @@ def write_profile(path: Path, *, data_dir: Path, cache_dir: Path, overlays: list
         empty_dirs: folders shown empty (hidden packages, byte-code caches of stubbed modules).
     """
     package = Path(__file__).resolve().parents[2]  # fsl_utils/
+    # The interpreter as the kernels call it inside: ".." collapsed, because the folders it passes
+    # through (``tests/..`` when started as ``../.venv/bin/python``) need not exist in the sandbox;
+    # not resolved, because a venv's python is a link whose own path selects the venv.
+    python = os.path.normpath(os.path.abspath(sys.executable))
     binds = [str(Path(p).resolve()) for p in (sys.base_prefix, sys.prefix, package)]
     binds += [str(p) for p in (Path(data_dir).resolve(), Path(cache_dir).resolve()) if p.is_dir()]
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": HOME, "USER": "student", "LOGNAME": "student",
+    env = {"PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": HOME, "USER": "student", "LOGNAME": "student",
            "LANG": "C.UTF-8", "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "MPLCONFIGDIR": f"{HOME}/.config/matplotlib",
            "FSL_RESULTS_DIR": f"{HOME}/results", "FSL_DATA_DIR": str(Path(data_dir).resolve()), "FSL_CACHE_DIR": str(Path(cache_dir).resolve()),
            "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
@@ -97,7 +101,7 @@ def write_profile(path: Path, *, data_dir: Path, cache_dir: Path, overlays: list
     passed = [n for n in (*ENV_ALLOWED, *extra) if n not in env]
     profile = {
         "bwrap": shutil.which("bwrap") or "bwrap", "mode": "root" if os.geteuid() == 0 else "user",
-        "python": sys.executable, "ro_binds": sorted(set(binds)), "overlays": [list(o) for o in overlays],
+        "python": python, "ro_binds": sorted(set(binds)), "overlays": [list(o) for o in overlays],
         "empty_dirs": sorted(set(empty_dirs)), "env": env, "pass_env": passed, "limits": limits(),
     }
     path.write_text(json.dumps(profile, indent=1))
