@@ -44,3 +44,12 @@ def previous_rows(name: str, protocol: str, key: str) -> dict[str, Any]:
     if old.get("protocol") != protocol:
         raise SystemExit(f"--merge: {path} was measured with another protocol:\n  {old.get('protocol')}")
     return old[key]
+
+
+def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, steps: int) -> torch.optim.lr_scheduler.OneCycleLR:
+    """PyTorch's one-cycle schedule over ``steps`` steps with 10 % warm-up; from 3 to 19 steps, a
+    warm-up of two steps instead (``OneCycleLR`` divides by zero when its warm-up ends exactly at
+    step 0, i.e. at 10 steps: ``triplet.py --batches 10`` crashed). Unchanged from 20 steps on."""
+    if steps < 2:
+        raise ValueError(f"the one-cycle schedule needs at least 2 steps, got {steps}")
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=steps, pct_start=2 / steps if 3 <= steps < 20 else 0.1)

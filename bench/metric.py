@@ -28,7 +28,7 @@ import argparse
 import time
 
 import torch
-from _common import previous_rows, write_results
+from _common import one_cycle, previous_rows, write_results
 from torch import nn
 
 from fsl_utils.encoders import Conv4
@@ -80,7 +80,7 @@ def train_method(name: str, model: nn.Module, data: ClassImages, steps: int, see
     """Train ``model`` for ``steps`` steps of 200 images; returns the cost and the last losses."""
     if name == "siamese":
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, total_steps=steps, pct_start=0.1)
+        scheduler = one_cycle(optimizer, 1e-2, steps)
         batches = pair_batches(data, 40, 5, seed)
 
         def loss_fn(batch):

@@ -59,7 +59,7 @@ import json
 import time
 
 import torch
-from _common import RESULTS, write_results
+from _common import RESULTS, one_cycle, write_results
 from metric import classifier_on_features
 from metric import twin_encoder as conv4_twin
 from torch import nn
@@ -242,7 +242,7 @@ def run(variant: str, n_batches: int, train_set: ClassImages, test_set: ClassIma
         optimizer = torch.optim.AdamW(network.parameters(), lr=settings["lr"], weight_decay=settings["wd"])
     else:
         optimizer = torch.optim.Adam(network.parameters(), lr=settings["lr"])
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings["lr"], total_steps=n_batches, pct_start=0.1)
+    scheduler = one_cycle(optimizer, settings["lr"], n_batches)
 
     def loss_fn(batch):
         z = network.embed(batch[0])

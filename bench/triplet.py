@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import previous_rows, write_results  # noqa: E402
+from _common import one_cycle, previous_rows, write_results  # noqa: E402
 
 from fsl_utils import seed_everything  # noqa: E402
 from fsl_utils.encoders import Conv4  # noqa: E402
@@ -75,7 +75,7 @@ def run(variant: str, steps: int, episodes: int, pairs: int, test_classes: int |
     encoder[3][3] = nn.Identity()
     net = nn.Sequential(encoder, L2Normalize())
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps, pct_start=0.1)
+    scheduler = one_cycle(optimizer, 3e-3, steps)
     start = time.process_time()
     history = train(net, batches(train_set, 0), lambda b: (triplet_loss(net(b[0]), b[1], margin, mining), {}), optimizer, steps,
                     scheduler=scheduler, progress=False)

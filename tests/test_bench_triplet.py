@@ -40,3 +40,26 @@ def test_lecture_5_measured_notes_quote_bench_triplet():
         one_shot, verification = row["one_shot_20way_random"], row["verification"]
         assert f"| {one_shot['mean']:.1f} ± {one_shot['ci95']:.1f}% | {verification['test']:.1f}% | {verification['auc']:.3f} |" in point, variant
         assert f"{100 * row['fractions']['easy']:.1f}% | {row['train_cpu_s']:.0f} |" in point, variant
+
+
+def test_one_cycle_schedule_runs_at_every_length():
+    """bench/_common.one_cycle (siamese, triplet and metric benches): PyTorch's OneCycleLR divided by
+    zero at exactly 10 steps (``triplet.py --batches 10``); from 20 steps on it is the old schedule."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from _common import one_cycle
+
+    for steps in (2, 3, 5, 10, 11, 19, 20, 100):
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        schedule = one_cycle(optimizer, 1e-2, steps)
+        lrs = []
+        for _ in range(steps):
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            schedule.step()
+        assert lrs[-1] < max(lrs) and all(lr > 0 for lr in lrs), (steps, lrs)
+        if steps >= 3:  # (2 steps: warm-up already over at the first step, as before)
+            assert abs(max(lrs) - 1e-2) < 1e-9 and lrs[0] < max(lrs), (steps, lrs)
+    old = torch.optim.lr_scheduler.OneCycleLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), max_lr=1e-2, total_steps=100, pct_start=0.1)
+    assert one_cycle(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), 1e-2, 100).state_dict()["_schedule_phases"] == old.state_dict()["_schedule_phases"]
