@@ -47,7 +47,7 @@ SOLUTION = ROOT / "solutions" / "simclr" / "simclr.ipynb"
 
 
 def notebook_namespace() -> dict:
-    """The reference notebook's globals: setup, answers, ``grading_probe`` and ``train_simclr`` (not run)."""
+    """The reference notebook's globals: setup, answers and ``train_simclr`` (not run)."""
     ns = dict(vars(load_reference(SOLUTION)))
     cells = {grade_id(c): c["source"] for c in read_notebook(SOLUTION)["cells"]}
     ns["skip_training"] = True  # the training cell then only defines train_simclr

@@ -45,7 +45,7 @@ def test_weights_accuracy_is_the_same_on_the_offline_and_the_full_test_set(tmp_p
     hidden = load_hidden_tests("simclr", ROOT)
     ns = dict(vars(load_reference(SOLUTION)))
     cells = {grade_id(c): c["source"] for c in read_notebook(SOLUTION)["cells"]}
-    exec(compile(cells["grading_mode"], str(SOLUTION), "exec"), ns)  # noqa: S102 (defines grading_probe)
+    exec(compile(cells["grading_mode"], str(SOLUTION), "exec"), ns)  # noqa: S102
     work = tmp_path / "submission"
     work.mkdir()
     (work / hidden.WEIGHTS_FILE).symlink_to(SOLUTION.parent / hidden.WEIGHTS_FILE)
