@@ -237,27 +237,50 @@ def test_process_limit_counts_one_submission_only(profile_path, monkeypatch):
 
 
 def test_the_graders_private_cache_is_made_readable_to_the_kernels(profile_path):
-    """A cache file private to the grader (as ``write_cache`` once left them) cannot be read by a
-    kernel running under its own user id (root mode) until :func:`isolation.share_cache` opens it."""
+    """Cache files private to the grader (as ``write_cache`` once left them) cannot be read by a
+    kernel running under its own user id (root mode) until :func:`isolation.share_cache` opens them;
+    it opens the course's cache files only (a misdirected ``FSL_CACHE_DIR`` keeps its other files)."""
     cache = profile_path.parent / "cache"
+    os.chmod(cache, 0o700)
+    cached = [cache / "omniglot-background-28px-0123.pt", cache / "features-lecture01-abc.pt"]
+    others = [cache / "notes.txt", cache / "weights.pt", cache / "sub" / "omniglot-x.pt"]
     (cache / "sub").mkdir(mode=0o700)
-    for path in (cache / "omniglot.pt", cache / "sub" / "features.pt"):
+    for path in cached + others:
         path.write_bytes(b"tensor bytes")
         os.chmod(path, 0o600)
-    os.symlink("/etc/shadow", cache / "link")
-    read = (f"import pathlib\nfor p in ({str(cache / 'omniglot.pt')!r}, {str(cache / 'sub' / 'features.pt')!r}):\n"
-            "    try:\n        print(pathlib.Path(p).read_bytes().decode())\n    except OSError as e:\n        print(type(e).__name__)")
+    os.symlink("/etc/shadow", cache / "text-link.pt")
+    read = (f"import pathlib\nfor p in {[str(p) for p in cached + others]!r}:\n"
+            "    try:\n        print(pathlib.Path(p).read_bytes().decode().replace(' ', '-'))\n    except OSError as e:\n        print(type(e).__name__)")
     uid = 2_000_000_996 if os.geteuid() == 0 else None
     before, _ = _run_inside(profile_path, read, uid=uid).communicate(timeout=120)
     changed = isolation.share_cache(cache)
     after, err = _run_inside(profile_path, read, uid=uid).communicate(timeout=120)
-    assert after.split() == ["tensor", "bytes"] * 2, after + err
-    if uid is not None:  # as an ordinary user the kernel is the grader's own user: it could read them already
-        assert before.split() == ["PermissionError"] * 2, before
-        assert sorted(changed) == sorted([cache / "omniglot.pt", cache / "sub", cache / "sub" / "features.pt"])
-    assert os.stat(cache / "omniglot.pt").st_mode & 0o777 == 0o644 and os.stat(cache / "sub").st_mode & 0o777 == 0o755
-    assert os.lstat(cache / "link").st_mode & 0o777 == 0o777 and os.stat("/etc/shadow").st_mode & 0o004 == 0
+    if uid is not None:  # as an ordinary user the kernel is the grader's own user: it could read them all already
+        assert before.split() == ["PermissionError"] * 5, before
+        assert after.split() == ["tensor-bytes"] * 2 + ["PermissionError"] * 3, after + err
+        assert sorted(changed) == sorted([cache, *cached])
+    else:
+        assert after.split() == ["tensor-bytes"] * 5, after + err
+    assert all(os.stat(p).st_mode & 0o777 == 0o644 for p in cached) and os.stat(cache).st_mode & 0o777 == 0o711
+    assert all(os.stat(p).st_mode & 0o777 == 0o600 for p in others) and os.stat(cache / "sub").st_mode & 0o777 == 0o700
+    assert os.stat("/etc/shadow").st_mode & 0o004 == 0
     assert isolation.share_cache(cache) == []  # nothing left to change
+
+
+def test_every_cache_file_the_course_writes_is_one_share_cache_opens():
+    """The names the course gives its cache files (``cache_dir() / f"..."``) match ``CACHE_FILES``."""
+    import fnmatch
+    import re
+
+    from fsl_utils.data.paths import CACHE_FILES
+
+    names = [m.group(1) for path in (ROOT / "fsl_utils").rglob("*.py")
+             for m in re.finditer(r'cache_dir\(\) / f"([^"]+)"', path.read_text())]
+    assert len(names) >= 3, names
+    for name in names:
+        example = re.sub(r"\{[^}]*\}", "x", name)
+        assert any(fnmatch.fnmatch(example, pattern) for pattern in CACHE_FILES), (name, CACHE_FILES)
+
 
 # -- a warning is not a failure -------------------------------------------------------------------
 def test_score_on_errors_keeps_warnings_and_drops_partial_credit():

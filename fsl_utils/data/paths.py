@@ -92,6 +92,11 @@ def cache_dir() -> Path:
     return base.expanduser()
 
 
+#: The names of the course's cache files in :func:`cache_dir` (Omniglot tensors, image features,
+#: text embeddings): what the grader may open to its sandboxed kernels (``grading.sandbox.isolation.share_cache``).
+CACHE_FILES = ("omniglot-*.pt", "features-*.pt", "text-*.pt")
+
+
 def write_cache(obj: Any, path: Path) -> bool:
     """Save ``obj`` to the cache file ``path`` with ``torch.save``, atomically and best effort.
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from fsl_utils.data.paths import cache_dir, data_root
+from fsl_utils.data.paths import CACHE_FILES, cache_dir, data_root
 
 from ..checks.hidden import forbidden_extra, load_hidden_tests
 from ..checks.plain import FORBIDDEN_PACKAGES
@@ -45,22 +46,30 @@ def sandbox_profile(root: Path, assignment: str, base: Path, threads: int) -> Pa
 
 def share_cache(folder: Path) -> list[Path]:
     """Root mode: let the sandboxed kernels, which run under their own user ids, read the grader's
-    dataset cache. Files and folders of ``folder`` owned by the grader that others cannot read get
-    read (and, for folders, search) permission; returns what changed.
+    dataset cache. The cache files of the course in ``folder`` (:data:`fsl_utils.data.paths.CACHE_FILES`:
+    tensors derived from the public datasets, no submission, hidden test or weights) that the grader
+    owns and others cannot read get read permission, and the folder search permission; nothing
+    else in it is touched, nothing below it, no link followed. Returns what changed.
 
-    The cache holds tensors derived from the public datasets only (no submission, no hidden test,
-    no reference weights). Caches written before ``write_cache`` kept the umask were private, and a
+    Cache files written before ``write_cache`` kept the umask were private to the grader, and a
     kernel that cannot read them decodes the whole dataset again, some ten seconds per submission.
     """
-    changed = []
-    if not folder.is_dir():
+    changed: list[Path] = []
+    try:
+        st = folder.lstat()
+        if not folder.is_dir() or folder.is_symlink() or st.st_uid != os.geteuid():
+            return changed
+        if st.st_mode & 0o011 != 0o011:
+            os.chmod(folder, (st.st_mode | 0o011) & 0o7777)
+            changed.append(folder)
+        files = sorted({p for pattern in CACHE_FILES for p in folder.glob(pattern)})
+    except OSError:
         return changed
-    for path in [folder, *folder.rglob("*")]:
+    for path in files:
         try:
             st = path.lstat()
-            want = 0o055 if path.is_dir() else 0o044
-            if st.st_uid == os.geteuid() and not path.is_symlink() and st.st_mode & want != want:
-                os.chmod(path, (st.st_mode | want) & 0o7777)
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o044 != 0o044:
+                os.chmod(path, (st.st_mode | 0o044) & 0o7777)
                 changed.append(path)
         except OSError:
             continue
