@@ -73,9 +73,55 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     batches = {id(item): _batch(item) for item in items}
     items.sort(key=lambda item: order.get(batches[id(item)] or "", 0))
     config.stash[_NEEDED] = {b for b in batches.values() if b}
+    config.stash[_HUB] = any("term_on_hub" in getattr(item, "fixturenames", ()) for item in items)
 
 
 _NEEDED = pytest.StashKey[set]()
+_HUB = pytest.StashKey[bool]()
+
+
+class _EarlyHub:
+    """tests/test_hub.py's term (``run_term``), run in a thread from the first test on: it is mostly
+    waiting (a hub, three servers, accounts, ``make grade`` of two submissions), so it overlaps the
+    other tests. It only starts subprocesses and talks HTTP, and changes no state of this process."""
+
+    def __init__(self, folder) -> None:
+        import threading
+
+        import test_hub
+
+        self.value: dict | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(test_hub.run_term, folder), daemon=True)
+        self.thread.start()
+
+    def _run(self, run_term, folder) -> None:
+        try:
+            self.value = run_term(folder)
+        except BaseException as error:  # reported by result() to the hub's tests
+            self.error = error
+
+    def result(self) -> dict:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        assert self.value is not None
+        return self.value
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _early_hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Starts the hub's term when the first test runs if the hub's tests were collected and the
+    machine can run them (otherwise their fixture skips or, in CI, fails as before)."""
+    if not request.config.stash.get(_HUB, False):
+        yield None
+        return
+    import test_hub
+
+    early = _EarlyHub(tmp_path_factory.mktemp("hub")) if test_hub.hub_available() else None
+    yield early
+    if early is not None:
+        early.thread.join(1800)  # its accounts are removed when it ends
 
 
 @pytest.fixture(scope="session", autouse=True)
