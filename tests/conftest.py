@@ -116,9 +116,9 @@ def _early_hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     if not request.config.stash.get(_HUB, False):
         yield None
         return
-    import test_hub
+    from hub import harness
 
-    early = _EarlyHub(tmp_path_factory.mktemp("hub")) if test_hub.hub_available() else None
+    early = _EarlyHub(tmp_path_factory.mktemp("hub")) if harness.missing_requirements() is None else None
     yield early
     if early is not None:
         early.thread.join(1800)  # its accounts are removed when it ends

@@ -126,7 +126,7 @@ def test_grading_as_an_ordinary_user(grader_user, tmp_path):
             scores = {row["student_id"]: float(row["raw_score"]) for row in csv.DictReader(f)}
         assert scores == {"reference": 20.0, "fork_bomb": 20.0}, scores
         times = json.loads((course / "grading" / "grading_times.json").read_text())
-        assert times["reference"][0] < times["fork_bomb"][1] and times["reference"][1] < times["fork_bomb"][1], times  # graded beside the bomb
+        assert times["reference"][1] < times["fork_bomb"][1], times  # the reference was graded while the bomb's submission ran
         assert os.stat(course / "grading" / "gradebook.db").st_uid == uid  # graded by the user, not by root
         nb = json.loads((course / "grading" / "autograded" / "fork_bomb" / "protonet" / "protonet.ipynb").read_text())
         text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []) if o["output_type"] == "stream")

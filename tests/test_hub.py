@@ -163,11 +163,6 @@ def _get(hub, student: str, path: str) -> dict:
     return json.loads(data)
 
 
-def hub_available() -> bool:
-    """Whether this machine can run the hub term (what tests/conftest.py asks before starting it early)."""
-    return harness.missing_requirements() is None
-
-
 @pytest.fixture(scope="module")
 def term_on_hub(tmp_path_factory, _early_hub):
     """The term (:func:`run_term`), started by tests/conftest.py's ``_early_hub`` when the session
