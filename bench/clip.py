@@ -19,11 +19,12 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from _common import write_results
 from fsl_utils.encoders import extract_features, load_imagenet_encoder
 from fsl_utils.data import by_class, load_cifar10
-from fsl_utils.methods.probe import fit_logistic_regression
+from fsl_utils.methods import LinearProbe
 from fsl_utils.methods.zeroshot import TEMPLATES, CLIPHeads, ZeroShotClassifier, class_text_features
 from fsl_utils.evaluation import mean_ci95
 from fsl_utils.encoders.text import TextEncoder
@@ -118,8 +119,9 @@ def main() -> None:
         for _ in range(args.draws):
             pick = torch.rand(5, pool.shape[1], generator=g).argsort(dim=1)[:, :k]
             support = F.normalize(pool[torch.arange(5)[:, None], pick].flatten(0, 1), dim=1)
-            W, b = fit_logistic_regression(support, torch.arange(5).repeat_interleave(k), 5)
-            accs.append(((x_test @ W.T + b).argmax(1) == y_test).float().mean().item() * 100)
+            linear = LinearProbe(nn.Identity())
+            linear.process_support_set(support, torch.arange(5).repeat_interleave(k))
+            accs.append((linear(x_test).argmax(1) == y_test).float().mean().item() * 100)
         m, ci = mean_ci95(accs)
         probe[k] = {"mean": round(m, 2), "ci95": round(ci, 2)}
         print(f"linear probe, {k:2d} labels/class (held-out 5-way): {m:5.1f} ± {ci:.1f}%")

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import time
 
 import torch

@@ -41,7 +41,7 @@ from fsl_utils.evaluation import mean_ci95
 from fsl_utils.retrieval import simulate_feedback
 from fsl_utils.data import few_labels
 from fsl_utils.evaluation import evaluate_accuracy
-from fsl_utils.training import random_crop_flip, train_linear_head, train_supervised
+from fsl_utils.training import random_crop_flip, train_supervised
 
 ALPHABET = "Oriya"  # the lecture's target (see lectures/02_embedding_retrieval.ipynb)
 # The guide's three steps, each with its own result; this bench runs only the ImageNet search and its probe.
@@ -79,8 +79,9 @@ def transfer(seeds: int, n_test: int, labels_per_class: int, epochs: int) -> dic
     for seed, idx in enumerate(picks):
         rows = torch.tensor([where[int(i)] for i in idx])
         torch.manual_seed(seed)
-        head = train_linear_head(feats[rows], y_pool[idx], n_classes=10, epochs=100, lr=1e-2, weight_decay=1e-4,
-                               generator=torch.Generator().manual_seed(seed))
+        head = nn.Linear(feats.shape[1], 10)
+        train_supervised(head, feats[rows], y_pool[idx], epochs=100, batch_size=256, lr=1e-2, weight_decay=1e-4,
+                         generator=torch.Generator().manual_seed(seed), progress=False)
         probe.append(evaluate_accuracy(head, h_test, y_test))
         scratch.append(scratch_accuracy(x_pool[idx], y_pool[idx], x_test, y_test, seed, epochs))
         print(f"seed {seed}: probe {probe[-1]:.1f}%  scratch {scratch[-1]:.1f}%", flush=True)

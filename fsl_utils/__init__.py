@@ -5,9 +5,10 @@ Layers, lowest first; a module imports only from its own layer and the ones befo
 1. ``config``, ``device``, ``seeding`` — FAST budgets, :func:`get_device`, :func:`seed_everything`.
 2. ``data`` — datasets in memory (Omniglot, CIFAR-10, image folders, intents), episodes and
    pair samplers, :func:`~fsl_utils.data.to_float` (the one uint8 -> float conversion).
-3. ``evaluation.inference`` and ``evaluation.stats`` — :func:`~fsl_utils.evaluation.embed`, the
-   one batched eval-mode inference loop, and :func:`~fsl_utils.evaluation.accuracy`; they need
-   only ``data``, so every layer above may use them.
+3. ``evaluation.inference``, ``evaluation.stats`` and ``evaluation.probe`` —
+   :func:`~fsl_utils.evaluation.embed`, the one batched eval-mode inference loop,
+   :func:`~fsl_utils.evaluation.accuracy`, and :func:`~fsl_utils.evaluation.fit_linear_probe`,
+   the one linear-probe fitter; they need only ``data``, so every layer above may use them.
 4. ``encoders`` — Conv-4, frozen ImageNet encoders, the CIFAR CNN, a sentence encoder.
 5. ``methods`` (few-shot classifiers behind one API) and ``ssl`` (losses, heads, EMA,
    augmentations, splits, the linear-evaluation protocol).

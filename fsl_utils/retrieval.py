@@ -5,9 +5,10 @@ The workflow of the Aquarium guide ("A Guide To Few-Shot Learning With Embedding
 1. embed an unlabelled pool once (the second-to-last layer of a pretrained network);
 2. rank the pool by cosine similarity to one query image (:func:`cosine_similarity`,
    :func:`rank`);
-3. let a user mark results relevant / not relevant, fit a linear probe (scikit-learn
-   ``LogisticRegression``) on the marked embeddings and re-rank the pool by the probe's
-   score (:class:`RelevanceFeedback`); repeat.
+3. let a user mark results relevant / not relevant, fit a linear probe
+   (:func:`fsl_utils.evaluation.probe.fit_linear_probe`, scikit-learn's logistic regression) on
+   the marked embeddings and re-rank the pool by the probe's score (:class:`RelevanceFeedback`);
+   repeat.
 
 :func:`simulate_feedback` plays the user from ground truth (what CI and the benchmark
 run); ``fsl_utils.widgets`` gives people the same loop as a clickable grid.
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .evaluation.probe import LinearClassifier, fit_linear_probe
 
 
 def cosine_similarity(queries: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
@@ -113,7 +116,7 @@ class RelevanceFeedback:
         query: a pool position (the query is then counted as relevant and never
             ranked), or a query embedding of shape (d,).
         C: inverse regularisation strength of the logistic regression.
-        class_weight: passed to scikit-learn (``"balanced"`` offsets the usual
+        class_weight: scikit-learn's ``class_weight`` (``"balanced"`` offsets the usual
             imbalance between few positives and many negatives).
     """
 
@@ -133,7 +136,7 @@ class RelevanceFeedback:
             self.query_index, self.query_embedding = index, self.embeddings[index]
         self.C, self.class_weight = C, class_weight
         self.labels: dict[int, bool] = {}
-        self.classifier = None
+        self.classifier: LinearClassifier | None = None
         self.scores = cosine_similarity(self.query_embedding, self.embeddings)
 
     def mark(self, index: int, relevant: bool | None) -> None:
@@ -170,12 +173,10 @@ class RelevanceFeedback:
             self.classifier = None
             self.scores = cosine_similarity(torch.stack(positives).mean(0), self.embeddings)
             return self.scores
-        from sklearn.linear_model import LogisticRegression
-
-        x = torch.cat([torch.stack(positives), self.embeddings[negatives]]).numpy()
-        y = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
-        self.classifier = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=1000).fit(x, y)
-        self.scores = torch.from_numpy(self.classifier.decision_function(self.embeddings.numpy())).float()
+        x = torch.cat([torch.stack(positives), self.embeddings[negatives]])
+        y = np.r_[np.ones(len(positives), dtype=np.int64), np.zeros(len(negatives), dtype=np.int64)]
+        self.classifier = fit_linear_probe(x, y, c=self.C, class_weight=self.class_weight)
+        self.scores = self.classifier.decision(self.embeddings).float()
         return self.scores
 
     def ranking(self, exclude_labeled: bool = False) -> torch.Tensor:

@@ -9,9 +9,9 @@ minimising
 .. math::
     \\frac{1}{|S|} \\sum_{(z_i, y_i) \\in S} -\\log p(y_i \\mid z_i) + \\frac{\\lambda}{2} \\lVert W \\rVert^2
 
-with L-BFGS (the objective is convex, so the optimum does not depend on the
-initialisation). ``weight_decay`` :math:`\\lambda` plays the role of ``1 / (C n)`` in
-scikit-learn's ``LogisticRegression(C=...)``.
+with :func:`fsl_utils.evaluation.probe.fit_linear_probe` (scikit-learn's L-BFGS; the objective
+is convex, so the optimum does not depend on the initialisation). ``weight_decay``
+:math:`\\lambda` is ``1 / (C |S|)`` in scikit-learn's ``LogisticRegression(C=...)``.
 """
 
 from __future__ import annotations
@@ -20,42 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..evaluation.probe import fit_linear_probe
 from .base import FewShotClassifier, check_support
-
-
-def fit_logistic_regression(
-    features: torch.Tensor,
-    labels: torch.Tensor,
-    n_classes: int,
-    weight_decay: float = 1e-3,
-    max_iter: int = 100,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Multinomial logistic regression by L-BFGS.
-
-    Args:
-        features: shape (n, d), no gradient needed.
-        labels: int64 in 0..n_classes-1, shape (n,).
-        n_classes: number of classes.
-        weight_decay: L2 penalty lambda on the weights (not on the bias).
-        max_iter: L-BFGS iterations.
-
-    Returns:
-        ``(W, b)`` of shapes (n_classes, d) and (n_classes,).
-    """
-    features = features.detach()
-    weight = torch.zeros(n_classes, features.shape[1], dtype=features.dtype, device=features.device, requires_grad=True)
-    bias = torch.zeros(n_classes, dtype=features.dtype, device=features.device, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1, max_iter=max_iter, tolerance_grad=1e-6, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = F.cross_entropy(features @ weight.T + bias, labels) + 0.5 * weight_decay * weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():  # the evaluator runs under no_grad; this fit needs gradients
-        optimizer.step(closure)
-    return weight.detach(), bias.detach()
 
 
 class LinearProbe(FewShotClassifier):
@@ -66,10 +32,10 @@ class LinearProbe(FewShotClassifier):
             gradients); ``nn.Identity()`` for precomputed features.
         weight_decay: L2 penalty on the weights (larger = smoother with 1-shot supports).
         normalize: L2-normalise the features first (usually helps with few shots).
-        max_iter: L-BFGS iterations per support set.
+        max_iter: L-BFGS iterations per support set at most.
     """
 
-    def __init__(self, backbone: nn.Module, weight_decay: float = 1e-3, normalize: bool = True, max_iter: int = 100) -> None:
+    def __init__(self, backbone: nn.Module, weight_decay: float = 1e-3, normalize: bool = True, max_iter: int = 1000) -> None:
         super().__init__()
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
@@ -85,10 +51,11 @@ class LinearProbe(FewShotClassifier):
 
     def process_support_set(self, support_x: torch.Tensor, support_y: torch.Tensor) -> None:
         """Fit a fresh classifier on the support features (n_support, d)."""
-        n_way = check_support(support_x, support_y)
-        self.weight, self.bias = fit_logistic_regression(
-            self.features(support_x), support_y, n_way, self.weight_decay, self.max_iter
-        )
+        check_support(support_x, support_y)
+        features = self.features(support_x)
+        c = 1 / (self.weight_decay * len(features)) if self.weight_decay > 0 else None
+        probe = fit_linear_probe(features, support_y, c=c, max_iter=self.max_iter)
+        self.weight, self.bias = (t.to(features.device, features.dtype) for t in (probe.weight, probe.bias))
 
     def forward(self, query_x: torch.Tensor) -> torch.Tensor:
         """Class scores ``W z + b`` of shape (n_query, n_way)."""

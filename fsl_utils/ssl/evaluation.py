@@ -5,9 +5,10 @@ Features and classifier accuracy come from :func:`fsl_utils.evaluation.embed` an
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..evaluation.probe import fit_linear_probe
 
 
 def linear_probe(
@@ -17,30 +18,25 @@ def linear_probe(
     test_labels: torch.Tensor,
     c: float = 1.0,
 ) -> float:
-    """The linear evaluation protocol: logistic regression on frozen, standardised features.
+    """The linear evaluation protocol: logistic regression on frozen, standardised features
+    (:func:`fsl_utils.evaluation.probe.fit_linear_probe`).
 
     Args:
         train_features: shape (n_train, d).
         train_labels: shape (n_train,).
         test_features: shape (n_test, d).
         test_labels: shape (n_test,).
-        c: inverse L2 strength of scikit-learn's ``LogisticRegression``.
+        c: inverse L2 strength (scikit-learn's ``C``).
 
     Returns:
         Test accuracy in percent.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     if train_features.ndim != 2 or test_features.ndim != 2 or train_features.shape[1] != test_features.shape[1]:
         raise ValueError(f"features must be (n, d) with the same d, got {tuple(train_features.shape)} and {tuple(test_features.shape)}")
     if len(train_features) != len(train_labels) or len(test_features) != len(test_labels):
         raise ValueError("each feature matrix needs one label per row")
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
-    probe.fit(train_features.double().numpy(), train_labels.numpy())
-    predictions = probe.predict(test_features.double().numpy())
-    return 100.0 * float(np.mean(predictions == test_labels.numpy()))
+    probe = fit_linear_probe(train_features, train_labels, c=c, standardize=True, max_iter=2000)
+    return 100.0 * (probe.predict(test_features) == test_labels.cpu()).double().mean().item()
 
 
 def embedding_std(z: torch.Tensor) -> float:

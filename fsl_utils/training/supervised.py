@@ -2,8 +2,9 @@
 
 * :func:`train_supervised` — train any ``nn.Module`` with cross-entropy on (inputs, labels):
   uint8 images (converted to float [0, 1] batch by batch, optionally augmented) or
-  precomputed features; AdamW or SGD with a cosine learning-rate schedule.
-* :func:`train_linear_head` — a linear classifier on frozen features (the "linear probe").
+  precomputed features; AdamW or SGD with a cosine learning-rate schedule. On an
+  ``nn.Linear`` over cached features it trains a linear head by minibatch SGD (lecture 1);
+  :func:`fsl_utils.evaluation.fit_linear_probe` solves the same convex problem to its optimum.
 """
 
 from __future__ import annotations
@@ -156,44 +157,3 @@ def train_supervised(
                     freeze_batchnorm=bn_eval, progress=progress, desc=desc)
     model.eval()
     return history
-
-
-def train_linear_head(
-    features: torch.Tensor,
-    labels: torch.Tensor,
-    n_classes: int | None = None,
-    *,
-    epochs: int = 100,
-    batch_size: int = 256,
-    lr: float = 1e-2,
-    weight_decay: float = 1e-4,
-    generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-    progress: bool = False,
-) -> nn.Linear:
-    """The linear probe: a linear classifier trained on frozen features.
-
-    Minimises the cross-entropy of ``W f + b`` with AdamW (see :func:`train_supervised`). Normalise
-    the features first (e.g. ``F.normalize(features, dim=1)``) and apply the same
-    normalisation at test time.
-
-    Args:
-        features: float features of shape (N, d).
-        labels: int64 labels of shape (N,), values in 0..n_classes-1.
-        n_classes: output size; default ``labels.max() + 1``.
-        epochs, batch_size, lr, weight_decay, generator, device, progress: as in :func:`train_supervised`.
-
-    Returns:
-        The trained ``nn.Linear(d, n_classes)`` (on ``device``, eval mode).
-    """
-    if features.ndim != 2 or not features.is_floating_point():
-        raise ValueError(f"features must be a float tensor of shape (N, d), got {tuple(features.shape)} {features.dtype}")
-    _check_pair(features, labels)
-    n_classes = int(labels.max()) + 1 if n_classes is None else n_classes
-    if int(labels.max()) >= n_classes or int(labels.min()) < 0:
-        raise ValueError(f"labels must lie in 0..{n_classes - 1}, got {int(labels.min())}..{int(labels.max())}")
-    device = torch.device(device) if device is not None else features.device
-    head = nn.Linear(features.shape[1], n_classes).to(device)
-    train_supervised(head, features, labels, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-        generator=generator, device=device, progress=progress, desc="linear head")
-    return head
