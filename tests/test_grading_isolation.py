@@ -217,6 +217,26 @@ def test_a_grader_started_through_dotdot_still_starts_kernels(profile_path, monk
     assert report["uid"] != 0
 
 
+def test_fsl_sandbox_nice_lowers_the_kernels_priority_and_its_sessions(profile_path, monkeypatch):
+    """FSL_SANDBOX_NICE reaches the kernel's nice value and its session's autogroup (which is what
+    weighs against the other sessions on the machine); the batch's nbgrader processes use the same
+    helper in a session of their own."""
+    assert bwrap.limits()["FSL_SANDBOX_NICE"] == 0
+    monkeypatch.setenv("FSL_SANDBOX_NICE", "7")
+    bwrap.write_profile(profile_path, data_dir=Path(os.environ.get("FSL_DATA_DIR", ROOT / "data")), cache_dir=profile_path.parent / "cache")
+    report = isolation.preflight(profile_path, profile_path.parent / "scratch", uid=2_000_000_994 if os.geteuid() == 0 else None)
+    assert report["nice"] == 7
+    group = "import os; print(os.nice(0), open('/proc/self/autogroup').read().split()[-1] if os.path.exists('/proc/self/autogroup') else '-')"
+    inside = _run_inside(profile_path, group, uid=2_000_000_993 if os.geteuid() == 0 else None)
+    out, err = inside.communicate(timeout=120)
+    nice, autogroup = out.split()
+    assert nice == "7" and autogroup in ("7", "-"), out + err
+    helper = subprocess.run([sys.executable, "-c", "import os; os.setsid(); from fsl_utils.grading.sandbox.bwrap import lower_priority; "
+                             "lower_priority(4); lower_priority(2); " + group.removeprefix("import os; ")],
+                            capture_output=True, text=True, timeout=60)
+    assert helper.stdout.split() in (["4", "4"], ["4", "-"]), helper.stdout + helper.stderr  # never raised back to 2
+
+
 def test_process_limit_counts_one_submission_only(profile_path, monkeypatch):
     """A kernel that forks up to its process limit leaves another kernel free to start processes."""
     monkeypatch.setenv("FSL_SANDBOX_NPROC", "40")

@@ -32,6 +32,7 @@ from nbgrader.apps.nbgraderapp import NbGraderApp
 
 from . import execute, feedback, restore, sanitize  # noqa: F401
 from .checks import hidden, remote  # noqa: F401
+from .sandbox.bwrap import limits, lower_priority
 
 
 def kill_marked(marker: str) -> None:
@@ -49,6 +50,7 @@ def _child(root: str, assignment: str, job: dict[str, Any]) -> None:
     code = 1
     try:
         os.setsid()
+        lower_priority(limits()["FSL_SANDBOX_NICE"])  # this session's autogroup (the kernel's is set in the sandbox)
         fd = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(fd, 1)
         os.dup2(fd, 2)

@@ -24,6 +24,12 @@ per-process limits, the process limit counts the processes of one submission onl
   only ones of that user id. (Root's own processes are exempt from ``RLIMIT_NPROC``, so the
   kernel must not stay root.)
 
+``FSL_SANDBOX_NICE`` (default 0) lowers the scheduling priority of the kernels and of the batch's
+nbgrader processes (:func:`lower_priority`), so that grading takes only the CPU that other work
+on the machine leaves idle. Each runs in a session of its own, and Linux weighs sessions against
+each other (autogroups) before it looks at a process's nice value, so the session's autogroup
+gets the nice value too.
+
 ``python .../bwrap.py CONNECTION_FILE`` is the kernelspec's argv (:func:`write_kernelspec`): it
 reads the batch's profile (``$FSL_SANDBOX_PROFILE``, written by :func:`write_profile`) and
 execs bwrap. :func:`.isolation.preflight` starts one sandbox before grading and raises
@@ -44,7 +50,7 @@ KERNEL_NAME = "fsl-sandbox"
 HOME = "/home/student"
 #: Resource limits (environment variables override them).
 DEFAULTS = {"FSL_SANDBOX_MEMORY_MB": 8192, "FSL_SANDBOX_CPU_SECONDS": 900, "FSL_SANDBOX_FILE_MB": 256, "FSL_SANDBOX_NPROC": 256,
-            "FSL_SANDBOX_DISK_MB": 512}
+            "FSL_SANDBOX_DISK_MB": 512, "FSL_SANDBOX_NICE": 0}
 #: Environment variables the grader passes to the kernel when it has them; nothing else of its
 #: environment reaches student code (``FSL_SANDBOX_ENV``: more names, comma-separated).
 ENV_ALLOWED = ("NBGRADER_EXECUTION", "FSL_FAST", "FSL_DEVICE", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -168,18 +174,30 @@ def bwrap_argv(profile: dict[str, Any], command: list[str], *, uid: int | None, 
         argv += ["--setenv", key, value]
     argv += ["--chdir", f"{HOME}/submission", "--"]
     inner = [sys.executable if profile.get("python") is None else profile["python"], "-I", "-S", "-c", _INNER,
-             json.dumps({"nproc": lim["FSL_SANDBOX_NPROC"], "uid": uid})]
+             json.dumps({"nproc": lim["FSL_SANDBOX_NPROC"], "uid": uid, "nice": lim["FSL_SANDBOX_NICE"]})]
     return argv + inner + command
 
 
-#: Process 1 of the sandbox (``--as-pid-1``): sets the process limit (counted in the sandbox only),
-#: drops to the submission's own user id (root mode), starts the kernel and reaps every process
-#: that ends until the kernel does; then the sandbox ends, and every process left with it.
+#: Process 1 of the sandbox (``--as-pid-1``): sets the process limit (counted in the sandbox only)
+#: and the priority (the lines of :func:`lower_priority`: this runs without ``fsl_utils``), drops to
+#: the submission's own user id (root mode), starts the kernel and reaps every process that ends
+#: until the kernel does; then the sandbox ends, and every process left with it.
 #: (bwrap's own process 1 is not used: the kernel's CPU time would not reach the grader's rusage.)
 _INNER = """
-import json, os, resource, signal, sys
+import json, os, resource, signal, sys, time
 cfg = json.loads(sys.argv[1])
 resource.setrlimit(resource.RLIMIT_NPROC, (cfg["nproc"], cfg["nproc"]))
+if cfg["nice"] > os.getpriority(os.PRIO_PROCESS, 0):
+    os.setpriority(os.PRIO_PROCESS, 0, cfg["nice"])
+    for _ in range(20):
+        try:
+            with open("/proc/self/autogroup", "w") as f:
+                f.write(str(cfg["nice"]))
+            break
+        except FileNotFoundError:
+            break
+        except OSError:
+            time.sleep(0.05)
 if cfg["uid"] is not None:
     os.setgroups([])
     os.setresgid(cfg["uid"], cfg["uid"], cfg["uid"])
@@ -199,6 +217,27 @@ while True:
         code = os.waitstatus_to_exitcode(status)
         os._exit(code if code >= 0 else 128 - code)
 """
+
+
+def lower_priority(nice: int) -> None:
+    """Set this process's nice value to ``nice`` unless it is that low already, and its session's
+    autogroup to the same value.
+
+    Without ``CONFIG_SCHED_AUTOGROUP`` there is no ``/proc/self/autogroup`` and the nice value
+    alone applies; the kernel accepts an autogroup change every 100 ms only, hence the retries."""
+    if nice <= os.getpriority(os.PRIO_PROCESS, 0):
+        return
+    import time
+
+    os.setpriority(os.PRIO_PROCESS, 0, nice)
+    for _ in range(20):
+        try:
+            Path("/proc/self/autogroup").write_text(str(nice))
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.05)
 
 
 def set_limits(lim: dict[str, int]) -> None:

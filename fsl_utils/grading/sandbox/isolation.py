@@ -125,7 +125,7 @@ for name in json.loads(sys.argv[1]):  # what the assignment's given cells import
     importlib.import_module(name)
 out = {"uid": os.getuid(), "nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0], "interfaces": [n for _, n in socket.if_nameindex()],
        "data": os.path.isdir(os.environ["FSL_DATA_DIR"]), "home_writable": os.access(os.environ["HOME"], os.W_OK),
-       "pid": os.getpid(), "environ": sorted(os.environ)}
+       "pid": os.getpid(), "environ": sorted(os.environ), "nice": os.nice(0)}
 print("FSL-SANDBOX-CHECK " + json.dumps(out))
 """
 
@@ -169,6 +169,8 @@ def preflight(profile_path: Path, scratch: Path, uid: int | None = None, timeout
         problems.append(f"the process limit is {out['nproc']}")
     if uid is not None and out["uid"] != uid or out["uid"] == 0:
         problems.append(f"the kernel runs as user id {out['uid']}")
+    if out["nice"] < profile["limits"]["FSL_SANDBOX_NICE"]:
+        problems.append(f"the kernel's nice value is {out['nice']}, not FSL_SANDBOX_NICE={profile['limits']['FSL_SANDBOX_NICE']}")
     if not out["home_writable"]:
         problems.append("the kernel's home folder is not writable")
     if os.path.isdir(profile["env"]["FSL_DATA_DIR"]) and not out["data"]:
