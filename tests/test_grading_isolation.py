@@ -186,10 +186,13 @@ def profile_path(tmp_path):
     shutil.rmtree(base, ignore_errors=True)
 
 
-def _run_inside(profile_path: Path, code: str, uid: int | None, timeout: float = 120) -> subprocess.Popen:
+def _argv_inside(profile_path: Path, code: str, uid: int | None) -> list[str]:
     profile = json.loads(profile_path.read_text())
-    argv = bwrap.bwrap_argv(profile, [profile["python"], "-s", "-c", code], uid=uid, env=bwrap.kernel_env(profile, {}))
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return bwrap.bwrap_argv(profile, [profile["python"], "-s", "-c", code], uid=uid, env=bwrap.kernel_env(profile, {}))
+
+
+def _run_inside(profile_path: Path, code: str, uid: int | None, timeout: float = 120) -> subprocess.Popen:
+    return subprocess.Popen(_argv_inside(profile_path, code, uid), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_preflight_reports_an_isolated_kernel(profile_path):
@@ -235,6 +238,11 @@ def test_fsl_sandbox_nice_lowers_the_kernels_priority_and_its_sessions(profile_p
                              "lower_priority(4); lower_priority(2); " + group.removeprefix("import os; ")],
                             capture_output=True, text=True, timeout=60)
     assert helper.stdout.split() in (["4", "4"], ["4", "-"]), helper.stdout + helper.stderr  # never raised back to 2
+    # a kernel started by a process that is already at that nice value (nbgrader's, in the batch) is in a
+    # new session: its autogroup still gets the value
+    inherited = subprocess.run(["nice", "-n", "7", *_argv_inside(profile_path, group, uid=2_000_000_992 if os.geteuid() == 0 else None)],
+                               capture_output=True, text=True, timeout=120)
+    assert inherited.stdout.split() in (["7", "7"], ["7", "-"]), inherited.stdout + inherited.stderr
 
 
 def test_process_limit_counts_one_submission_only(profile_path, monkeypatch):

@@ -187,17 +187,19 @@ _INNER = """
 import json, os, resource, signal, sys, time
 cfg = json.loads(sys.argv[1])
 resource.setrlimit(resource.RLIMIT_NPROC, (cfg["nproc"], cfg["nproc"]))
-if cfg["nice"] > os.getpriority(os.PRIO_PROCESS, 0):
-    os.setpriority(os.PRIO_PROCESS, 0, cfg["nice"])
-    for _ in range(20):
-        try:
-            with open("/proc/self/autogroup", "w") as f:
-                f.write(str(cfg["nice"]))
-            break
-        except FileNotFoundError:
-            break
-        except OSError:
-            time.sleep(0.05)
+for _ in range(20 if cfg["nice"] > 0 else 0):
+    os.setpriority(os.PRIO_PROCESS, 0, max(cfg["nice"], os.getpriority(os.PRIO_PROCESS, 0)))
+    try:
+        with open("/proc/self/autogroup") as f:
+            if int(f.read().split()[-1]) >= cfg["nice"]:
+                break
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(cfg["nice"]))
+        break
+    except FileNotFoundError:
+        break
+    except OSError:
+        time.sleep(0.05)
 if cfg["uid"] is not None:
     os.setgroups([])
     os.setresgid(cfg["uid"], cfg["uid"], cfg["uid"])
@@ -220,19 +222,21 @@ while True:
 
 
 def lower_priority(nice: int) -> None:
-    """Set this process's nice value to ``nice`` unless it is that low already, and its session's
-    autogroup to the same value.
+    """Lower this process's priority and its session's (autogroup's) to nice value ``nice``; either
+    keeps a higher nice value it already has (a new session's autogroup starts at 0).
 
     Without ``CONFIG_SCHED_AUTOGROUP`` there is no ``/proc/self/autogroup`` and the nice value
     alone applies; the kernel accepts an autogroup change every 100 ms only, hence the retries."""
-    if nice <= os.getpriority(os.PRIO_PROCESS, 0):
+    if nice <= 0:
         return
     import time
 
-    os.setpriority(os.PRIO_PROCESS, 0, nice)
+    os.setpriority(os.PRIO_PROCESS, 0, max(nice, os.getpriority(os.PRIO_PROCESS, 0)))
+    group = Path("/proc/self/autogroup")
     for _ in range(20):
         try:
-            Path("/proc/self/autogroup").write_text(str(nice))
+            if int(group.read_text().split()[-1]) < nice:
+                group.write_text(str(nice))
             return
         except FileNotFoundError:
             return
