@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
-# Waiting OpenMP threads sleep instead of spinning (set before torch loads its OpenMP runtime;
-# every kernel and script the tests start inherits it). The session runs a notebook kernel, a
-# script or a grading batch beside each other on two cores: spinning threads of one process then
-# burn the CPU time the others wait for. Three 2-thread PyTorch trainings side by side took 19.5 s
-# and 15.5 CPU-s each with spinning, 10.4 s and 10.0 CPU-s without; one alone, 3.3 vs 3.6 s.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
 
 import json  # noqa: E402
+import os  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402

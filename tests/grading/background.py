@@ -30,12 +30,6 @@ BATCHES = {"graded_simclr": "simclr", "graded_maml": "maml", "graded_course": "p
 TESTS = Path(__file__).resolve().parents[1]
 #: A batch that takes longer than this (a hang in the grader itself) fails its tests.
 TIMEOUT = 3600
-#: The batches' priority (``FSL_SANDBOX_NICE``: the grading process, nbgrader's processes and the
-#: kernels, each in a session of its own, with that session's autogroup): the foreground tests run
-#: first and the batches take the cores those leave idle (a single-threaded notebook, a browser
-#: test waiting for JupyterLab). At 5 a kernel still gets about a quarter of a core that it competes
-#: for, so the slowest honest test cell (about 4 s alone) stays far below the batch's cell timeout.
-NICE = 5
 
 
 def grade(assignment: str, root: Path) -> dict[str, Any]:
@@ -86,8 +80,7 @@ class Batches:
         assignment = BATCHES[name]
         root, out, log = self.folder / assignment, self.folder / f"{assignment}.json", self.folder / f"{assignment}.log"
         root.mkdir()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-               "FSL_SANDBOX_NICE": str(NICE)}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
         if self.listener is not None and self.view_listener is not None:
             env |= {"FSL_TEST_PORT": str(self.listener.port), "FSL_TEST_VIEW_PORT": str(self.view_listener.port)}
         if self.closed:
@@ -139,9 +132,6 @@ class Batches:
 
 
 def main(argv: list[str]) -> int:
-    from fsl_utils.grading.sandbox.bwrap import limits, lower_priority
-
-    lower_priority(limits()["FSL_SANDBOX_NICE"])  # this process's session (the batch's own processes use the same)
     assignment, root, out = argv
     result = grade(assignment, Path(root))
     Path(out).write_text(json.dumps(result, default=str))  # (paths as strings: the fixture makes them paths again)
