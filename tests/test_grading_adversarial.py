@@ -142,7 +142,7 @@ def test_the_grader_environment_never_reaches_kernel_or_feedback(graded_course):
     env = json.loads(outputs)  # the printed environment: only allow-listed names
     text = "".join("".join(o.get("text", "")) for cell in env for o in cell if o.get("output_type") == "stream")
     names = set(re.findall(r"'([A-Z_][A-Z0-9_]*)': ", text.split("ENV", 1)[1].split("\n", 1)[0]))
-    from fsl_utils.grading.sandbox.bwrap import ENV_ALLOWED
+    from fsl_utils.grading.sandbox.kernelspec import ENV_ALLOWED
 
     fixed = {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "PYTHONDONTWRITEBYTECODE", "MPLCONFIGDIR", "FSL_RESULTS_DIR",
              "FSL_DATA_DIR", "FSL_CACHE_DIR",

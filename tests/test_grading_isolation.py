@@ -20,7 +20,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.utils import determine_grade
 
 from fsl_utils.course.check import MAX_SUBMITTED_BYTES
-from fsl_utils.grading.sandbox import bwrap, isolation, stubs
+from fsl_utils.grading.sandbox import bwrap, isolation, kernelspec, stubs
 from fsl_utils.grading.execute import score_on_errors
 from fsl_utils.grading.sandbox.intake import take_in
 
@@ -148,7 +148,7 @@ def test_given_imports_of_the_protonet_notebook():
 # -- the bubblewrap command line -----------------------------------------------------------------
 def _profile(tmp_path: Path, mode: str) -> dict:
     path = tmp_path / "profile.json"
-    bwrap.write_profile(path, data_dir=ROOT / "data-not-here", cache_dir=tmp_path)
+    kernelspec.write_profile(path, data_dir=ROOT / "data-not-here", cache_dir=tmp_path)
     profile = json.loads(path.read_text())
     profile["mode"] = mode
     return profile
@@ -181,7 +181,7 @@ def profile_path(tmp_path):
     os.chmod(base, 0o711)
     path = base / "profile.json"
     (base / "cache").mkdir(mode=0o755)
-    bwrap.write_profile(path, data_dir=Path(os.environ.get("FSL_DATA_DIR", ROOT / "data")), cache_dir=base / "cache")
+    kernelspec.write_profile(path, data_dir=Path(os.environ.get("FSL_DATA_DIR", ROOT / "data")), cache_dir=base / "cache")
     yield path
     shutil.rmtree(base, ignore_errors=True)
 
@@ -198,7 +198,7 @@ def _run_inside(profile_path: Path, code: str, uid: int | None, timeout: float =
 def test_preflight_reports_an_isolated_kernel(profile_path):
     report = isolation.preflight(profile_path, profile_path.parent / "scratch", uid=2_000_000_998 if os.geteuid() == 0 else None)
     assert report["uid"] != 0 and report["interfaces"] in ([], ["lo"]) and report["home_writable"]
-    assert report["nproc"] == bwrap.limits()["FSL_SANDBOX_NPROC"]
+    assert report["nproc"] == kernelspec.limits()["FSL_SANDBOX_NPROC"]
     assert set(report["environ"]) <= set(json.loads(profile_path.read_text())["env"]) | {"PWD"}  # (PWD: set by bwrap --chdir)
     probe = _run_inside(profile_path, f"import os; print([p for p in ({str(ROOT / 'solutions')!r}, {str(ROOT / '.git')!r}, '/etc/shadow', "
                                       f"{str(profile_path)!r}, '/root/.bash_history') if os.path.exists(p)], "
@@ -213,7 +213,7 @@ def test_a_grader_started_through_dotdot_still_starts_kernels(profile_path, monk
     detour = f"{ROOT / 'tests'}/{os.path.relpath(sys.executable, ROOT / 'tests')}"
     assert "/../" in detour and os.path.samefile(detour, sys.executable)
     monkeypatch.setattr(sys, "executable", detour)
-    bwrap.write_profile(profile_path, data_dir=Path(os.environ.get("FSL_DATA_DIR", ROOT / "data")), cache_dir=profile_path.parent / "cache")
+    kernelspec.write_profile(profile_path, data_dir=Path(os.environ.get("FSL_DATA_DIR", ROOT / "data")), cache_dir=profile_path.parent / "cache")
     profile = json.loads(profile_path.read_text())
     assert "/../" not in profile["python"] and os.path.samefile(profile["python"], detour)
     report = isolation.preflight(profile_path, profile_path.parent / "scratch", uid=2_000_000_995 if os.geteuid() == 0 else None)
@@ -224,9 +224,9 @@ def test_fsl_sandbox_nice_lowers_the_kernels_priority_and_its_sessions(profile_p
     """FSL_SANDBOX_NICE reaches the kernel's nice value and its session's autogroup (which is what
     weighs against the other sessions on the machine); the batch's nbgrader processes use the same
     helper in a session of their own."""
-    assert bwrap.limits()["FSL_SANDBOX_NICE"] == 0
+    assert kernelspec.limits()["FSL_SANDBOX_NICE"] == 0
     monkeypatch.setenv("FSL_SANDBOX_NICE", "7")
-    bwrap.write_profile(profile_path, data_dir=Path(os.environ.get("FSL_DATA_DIR", ROOT / "data")), cache_dir=profile_path.parent / "cache")
+    kernelspec.write_profile(profile_path, data_dir=Path(os.environ.get("FSL_DATA_DIR", ROOT / "data")), cache_dir=profile_path.parent / "cache")
     report = isolation.preflight(profile_path, profile_path.parent / "scratch", uid=2_000_000_994 if os.geteuid() == 0 else None)
     assert report["nice"] == 7
     group = "import os; print(os.nice(0), open('/proc/self/autogroup').read().split()[-1] if os.path.exists('/proc/self/autogroup') else '-')"
@@ -234,7 +234,7 @@ def test_fsl_sandbox_nice_lowers_the_kernels_priority_and_its_sessions(profile_p
     out, err = inside.communicate(timeout=120)
     nice, autogroup = out.split()
     assert nice == "7" and autogroup in ("7", "-"), out + err
-    helper = subprocess.run([sys.executable, "-c", "import os; os.setsid(); from fsl_utils.grading.sandbox.bwrap import lower_priority; "
+    helper = subprocess.run([sys.executable, "-c", "import os; os.setsid(); from fsl_utils.grading.sandbox.kernelspec import lower_priority; "
                              "lower_priority(4); lower_priority(2); " + group.removeprefix("import os; ")],
                             capture_output=True, text=True, timeout=60)
     assert helper.stdout.split() in (["4", "4"], ["4", "-"]), helper.stdout + helper.stderr  # never raised back to 2
@@ -248,7 +248,7 @@ def test_fsl_sandbox_nice_lowers_the_kernels_priority_and_its_sessions(profile_p
 def test_process_limit_counts_one_submission_only(profile_path, monkeypatch):
     """A kernel that forks up to its process limit leaves another kernel free to start processes."""
     monkeypatch.setenv("FSL_SANDBOX_NPROC", "40")
-    bwrap.write_profile(profile_path, data_dir=Path(os.environ.get("FSL_DATA_DIR", ROOT / "data")), cache_dir=profile_path.parent / "cache")
+    kernelspec.write_profile(profile_path, data_dir=Path(os.environ.get("FSL_DATA_DIR", ROOT / "data")), cache_dir=profile_path.parent / "cache")
     root = os.geteuid() == 0
     bomb = ("import os, time\nn = 0\nend = time.time() + 20\nwhile time.time() < end:\n    try:\n        if os.fork() == 0:\n"
             "            time.sleep(25); os._exit(0)\n        n += 1\n    except OSError:\n        print('limit', n, flush=True); time.sleep(25); break\n")

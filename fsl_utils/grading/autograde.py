@@ -16,7 +16,8 @@ from nbgrader.api import Gradebook
 
 from .batch import kill_marked
 from .checks.hidden import load_hidden_tests
-from .sandbox.bwrap import KERNEL_NAME, write_kernelspec
+from .sandbox.bwrap import KERNEL_NAME
+from .sandbox.kernelspec import write_kernelspec
 from .sandbox.intake import take_in
 from .sandbox.isolation import grading_folder, preflight as check_one, sandbox_profile, share_cache, uid_base as first_uid, unsandboxed
 

@@ -32,7 +32,7 @@ from nbgrader.apps.nbgraderapp import NbGraderApp
 
 from . import execute, feedback, restore, sanitize  # noqa: F401
 from .checks import hidden, remote  # noqa: F401
-from .sandbox.bwrap import limits, lower_priority
+from .sandbox.kernelspec import limits, lower_priority
 
 
 def kill_marked(marker: str) -> None:

@@ -11,9 +11,9 @@ the dataset cache (the grader resolves both and passes them as ``FSL_DATA_DIR`` 
 ``FSL_CACHE_DIR``) — plus the course's forbidden code replaced by stubs (:mod:`.stubs`), its own
 socket folder, and a private size-limited tmpfs home holding a copy of the submission's files.
 No network (a new network namespace), a new PID namespace, IPC and UTS namespaces, a new
-session, ``--die-with-parent``, an allow-listed environment (:data:`ENV_ALLOWED`).
+session, ``--die-with-parent``, an allow-listed environment (:data:`.kernelspec.ENV_ALLOWED`).
 
-Resource limits are per submission: memory (address space), CPU seconds and file size are
+Resource limits (:func:`.kernelspec.limits`) are per submission: memory (address space), CPU seconds and file size are
 per-process limits, the process limit counts the processes of one submission only —
 
 * as an ordinary user (``mode "user"``), the kernel gets a new user namespace (``--unshare-user
@@ -24,14 +24,8 @@ per-process limits, the process limit counts the processes of one submission onl
   only ones of that user id. (Root's own processes are exempt from ``RLIMIT_NPROC``, so the
   kernel must not stay root.)
 
-``FSL_SANDBOX_NICE`` (default 0) lowers the scheduling priority of the kernels and of the batch's
-nbgrader processes (:func:`lower_priority`), so that grading takes only the CPU that other work
-on the machine leaves idle. Each runs in a session of its own, and Linux weighs sessions against
-each other (autogroups) before it looks at a process's nice value, so the session's autogroup
-gets the nice value too.
-
-``python .../bwrap.py CONNECTION_FILE`` is the kernelspec's argv (:func:`write_kernelspec`): it
-reads the batch's profile (``$FSL_SANDBOX_PROFILE``, written by :func:`write_profile`) and
+``python .../bwrap.py CONNECTION_FILE`` is the kernelspec's argv (:func:`.kernelspec.write_kernelspec`): it
+reads the batch's profile (``$FSL_SANDBOX_PROFILE``, written by :func:`.kernelspec.write_profile`) and
 execs bwrap. :func:`.isolation.preflight` starts one sandbox before grading and raises
 :class:`SandboxUnavailable` with the reason when it cannot (the pipeline then stops: fail closed).
 This file runs as a script in the kernel's launcher: only the standard library at module level.
@@ -48,12 +42,6 @@ from typing import Any
 
 KERNEL_NAME = "fsl-sandbox"
 HOME = "/home/student"
-#: Resource limits (environment variables override them).
-DEFAULTS = {"FSL_SANDBOX_MEMORY_MB": 8192, "FSL_SANDBOX_CPU_SECONDS": 900, "FSL_SANDBOX_FILE_MB": 256, "FSL_SANDBOX_NPROC": 256,
-            "FSL_SANDBOX_DISK_MB": 512, "FSL_SANDBOX_NICE": 0}
-#: Environment variables the grader passes to the kernel when it has them; nothing else of its
-#: environment reaches student code (``FSL_SANDBOX_ENV``: more names, comma-separated).
-ENV_ALLOWED = ("NBGRADER_EXECUTION", "FSL_FAST", "FSL_DEVICE", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: First user id of root mode's per-submission users (``FSL_SANDBOX_UID_BASE``); ids above it are
 #: assumed unused by real accounts.
 UID_BASE = 2_000_000_000
@@ -63,56 +51,6 @@ _SYSTEM_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
 class SandboxUnavailable(RuntimeError):
     """The sandbox cannot start on this machine; the message says why and what to do."""
-
-
-def limits() -> dict[str, int]:
-    """The resource limits of a kernel: :data:`DEFAULTS`, each overridden by its environment variable."""
-    return {k: int(os.environ.get(k, v)) for k, v in DEFAULTS.items()}
-
-
-def write_kernelspec(folder: Path, profile: Path) -> Path:
-    """Write ``<folder>/kernels/fsl-sandbox/kernel.json``; put ``folder`` on ``JUPYTER_PATH``.
-
-    Interrupts travel as messages (the kernel is in a session of its own, out of reach of the
-    launcher's process-group signals)."""
-    spec = folder / "kernels" / KERNEL_NAME
-    spec.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-I", str(Path(__file__).resolve()), "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "Python (grading sandbox)", "language": "python",
-                                                  "interrupt_mode": "message", "env": {"FSL_SANDBOX_PROFILE": str(profile)}}))
-    return spec
-
-
-def write_profile(path: Path, *, data_dir: Path, cache_dir: Path, overlays: list[tuple[str, str]] = (),
-                  empty_dirs: list[str] = (), threads: int = 1) -> dict[str, Any]:
-    """What every kernel of a batch may read, as JSON at ``path`` (read by :func:`launch`).
-
-    Args:
-        data_dir, cache_dir: the grader's dataset folder and cache (bound read-only at the same paths).
-        overlays: ``(stub file, module file)`` pairs (:mod:`.stubs`).
-        empty_dirs: folders shown empty (hidden packages, byte-code caches of stubbed modules).
-    """
-    package = Path(__file__).resolve().parents[2]  # fsl_utils/
-    # The interpreter as the kernels call it inside: ".." collapsed, because the folders it passes
-    # through (``tests/..`` when started as ``../.venv/bin/python``) need not exist in the sandbox;
-    # not resolved, because a venv's python is a link whose own path selects the venv.
-    python = os.path.normpath(os.path.abspath(sys.executable))
-    binds = [str(Path(p).resolve()) for p in (sys.base_prefix, sys.prefix, package)]
-    binds += [str(p) for p in (Path(data_dir).resolve(), Path(cache_dir).resolve()) if p.is_dir()]
-    env = {"PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": HOME, "USER": "student", "LOGNAME": "student",
-           "LANG": "C.UTF-8", "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "MPLCONFIGDIR": f"{HOME}/.config/matplotlib",
-           "FSL_RESULTS_DIR": f"{HOME}/results", "FSL_DATA_DIR": str(Path(data_dir).resolve()), "FSL_CACHE_DIR": str(Path(cache_dir).resolve()),
-           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
-    extra = [n.strip() for n in os.environ.get("FSL_SANDBOX_ENV", "").split(",") if n.strip()]
-    passed = [n for n in (*ENV_ALLOWED, *extra) if n not in env]
-    profile = {
-        "bwrap": shutil.which("bwrap") or "bwrap", "mode": "root" if os.geteuid() == 0 else "user",
-        "python": python, "ro_binds": sorted(set(binds)), "overlays": [list(o) for o in overlays],
-        "empty_dirs": sorted(set(empty_dirs)), "env": env, "pass_env": passed, "limits": limits(),
-    }
-    path.write_text(json.dumps(profile, indent=1))
-    os.chmod(path, 0o644)
-    return profile
 
 
 def _parents(path: str) -> list[str]:
@@ -179,7 +117,7 @@ def bwrap_argv(profile: dict[str, Any], command: list[str], *, uid: int | None, 
 
 
 #: Process 1 of the sandbox (``--as-pid-1``): sets the process limit (counted in the sandbox only)
-#: and the priority (the lines of :func:`lower_priority`: this runs without ``fsl_utils``), drops to
+#: and the priority (the lines of :func:`.kernelspec.lower_priority`: this runs without ``fsl_utils``), drops to
 #: the submission's own user id (root mode), starts the kernel and reaps every process that ends
 #: until the kernel does; then the sandbox ends, and every process left with it.
 #: (bwrap's own process 1 is not used: the kernel's CPU time would not reach the grader's rusage.)
@@ -219,29 +157,6 @@ while True:
         code = os.waitstatus_to_exitcode(status)
         os._exit(code if code >= 0 else 128 - code)
 """
-
-
-def lower_priority(nice: int) -> None:
-    """Lower this process's priority and its session's (autogroup's) to nice value ``nice``; either
-    keeps a higher nice value it already has (a new session's autogroup starts at 0).
-
-    Without ``CONFIG_SCHED_AUTOGROUP`` there is no ``/proc/self/autogroup`` and the nice value
-    alone applies; the kernel accepts an autogroup change every 100 ms only, hence the retries."""
-    if nice <= 0:
-        return
-    import time
-
-    os.setpriority(os.PRIO_PROCESS, 0, max(nice, os.getpriority(os.PRIO_PROCESS, 0)))
-    group = Path("/proc/self/autogroup")
-    for _ in range(20):
-        try:
-            if int(group.read_text().split()[-1]) < nice:
-                group.write_text(str(nice))
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            time.sleep(0.05)
 
 
 def set_limits(lim: dict[str, int]) -> None:

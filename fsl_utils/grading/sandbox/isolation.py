@@ -22,11 +22,12 @@ from fsl_utils.data.paths import CACHE_FILES, cache_dir, data_root
 from ..checks.hidden import forbidden_extra, load_hidden_tests
 from ..checks.plain import FORBIDDEN_PACKAGES
 from . import stubs
-from .bwrap import UID_BASE, SandboxUnavailable, bwrap_argv, kernel_env, set_limits, write_profile
+from .bwrap import UID_BASE, SandboxUnavailable, bwrap_argv, kernel_env, set_limits
+from .kernelspec import write_profile
 
 
 def sandbox_profile(root: Path, assignment: str, base: Path, threads: int) -> Path:
-    """Write the batch's sandbox profile (:func:`.bwrap.write_profile`) into ``base``: the grader's
+    """Write the batch's sandbox profile (:func:`.kernelspec.write_profile`) into ``base``: the grader's
     dataset folder and cache, and stubs in place of the code the assignment forbids (:mod:`.stubs`)."""
     try:
         extra = forbidden_extra(load_hidden_tests(assignment, root))
@@ -85,7 +86,7 @@ def grading_folder() -> Path:
 
 
 def uid_base() -> int:
-    """Root mode: the first of this batch's per-submission user ids (:data:`.sandbox.UID_BASE` + a
+    """Root mode: the first of this batch's per-submission user ids (:data:`.bwrap.UID_BASE` + a
     block of 1,000 chosen by the process id, so that concurrent batches do not share ids)."""
     return int(os.environ.get("FSL_SANDBOX_UID_BASE", UID_BASE)) + (os.getpid() % 100_000) * 1000
 
