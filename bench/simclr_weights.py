@@ -122,7 +122,6 @@ def main() -> None:
         ns["ProjectionHead"] = ProjectionHeadV1  # train_simclr looks the head up in the notebook's globals
     torch.set_num_threads(args.threads)  # after the setup cell, which sets its own
     hidden = load_hidden_tests("simclr", ROOT)
-    images = load_cifar10(train=True).images
     protocol = (f"reference solution, {args.steps} steps x {args.batch} images, 16x16 views, tau {ns['TEMPERATURE']}; the hidden tests' "
                 f"weights_accuracy (L2-normalised features, C = {hidden.PROBE_C})")
     payload = {"protocol": protocol, "floors": {"10_per_class": hidden.FLOOR_10, "25_per_class": hidden.FLOOR_25}, "steps": args.steps,
@@ -134,6 +133,7 @@ def main() -> None:
                 payload[k] = previous_rows("simclr_weights", protocol, k)
             except KeyError:
                 payload[k] = {}
+    images = load_cifar10(train=True).images  # after --merge's check of the protocol: a refused merge loads nothing
     with tempfile.TemporaryDirectory(prefix="fsl-simclr-bench-") as tmp:
         for seed in (int(s) for s in args.seeds.split(",") if s):
             ns["generator"] = seed_everything(seed)

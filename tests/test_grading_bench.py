@@ -33,8 +33,8 @@ def test_simclr_weights_bench_smoke(run_bench, tmp_path):
     floors = {"10_per_class": hidden.FLOOR_10, "25_per_class": hidden.FLOOR_25}
     tiny = ("--steps", "2", "--batch", "16")
     run_bench("simclr_weights.py", "--seeds", "0", *tiny, timeout=1800)
-    out = run_bench("simclr_weights.py", "--seeds", "1", "--random-seeds", "7", *tiny, "--merge", timeout=1800)
-    assert set(out["seeds"]) == {"0", "1", "7"}  # --merge keeps the first run's seed; 7 is a random init only
+    out = run_bench("simclr_weights.py", "--seeds", "", "--random-seeds", "7", *tiny, "--merge", timeout=1800)
+    assert set(out["seeds"]) == {"0", "7"}  # --merge keeps the first run's seed; 7 is a random init only
     assert set(out["seeds"]["7"]) == {"random_init"}
     with pytest.raises(subprocess.CalledProcessError):  # another protocol (steps) is not merged
         run_bench("simclr_weights.py", "--seeds", "2", "--steps", "3", "--batch", "16", "--merge", timeout=1800)
@@ -44,7 +44,7 @@ def test_simclr_weights_bench_smoke(run_bench, tmp_path):
         assert set(row[kind]) == {"10_per_class", "25_per_class"} and all(0 <= a <= 100 for a in row[kind].values())
     for k, floor in floors.items():  # margins over every seed: the lowest trained one, the highest random init
         m = out["margins"]["seeds"][k]
-        assert m["trained_above"] == round(min(out["seeds"][s]["trained"][k] for s in ("0", "1")) - floor, 2)
+        assert m["trained_above"] == round(out["seeds"]["0"]["trained"][k] - floor, 2)
         assert m["random_below"] == round(floor - max(r["random_init"][k] for r in out["seeds"].values()), 2)
     # --update-floors re-computes the margins of the file in place (here: against the same floors)
     (tmp_path / "simclr_weights.json").write_text(json.dumps({**out, "margins": {}}))
