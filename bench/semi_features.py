@@ -16,7 +16,7 @@ A variant is a ``+``-joined list of ``key=value`` changes to the lecture's recip
 row of ``bench/results/ssl_semi.json`` (the rows of earlier runs are kept), with CPU seconds of
 the feature extraction and of every run. ``--table`` prints the table lecture 3's "Measured
 notes" show. Usage: ``python bench/semi_features.py [--variant recipe] [--unlabeled 5000]
-[--input-size 96] [--threads 1] [--table]``.
+[--input-size 128] [--threads 1] [--table]``.
 """
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ def main() -> None:
     parser.add_argument("--unlabeled", type=int, default=5000, help="unlabeled images with cached views")
     parser.add_argument("--views", type=int, default=2, help="weak and strong views cached per unlabeled image")
     parser.add_argument("--labeled-views", type=int, default=4, help="weak views cached per labeled image")
-    parser.add_argument("--input-size", type=int, default=96, help="side the 32x32 images are resized to for EfficientNet-Lite0")
+    parser.add_argument("--input-size", type=int, default=128, help="side the 32x32 images are resized to for EfficientNet-Lite0 (the lecture's)")
     parser.add_argument("--n-eval", type=int, default=5000, help="held-out images (<= 5000)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--table", action="store_true", help="print the table of the results file and exit")
@@ -280,7 +280,9 @@ def main() -> None:
                       "cpu_seconds_per_run": round(cpu / (len(labels) * args.draws * len(methods)), 1)}
         for n, m in mean.items():
             print(f"{name}: {n} labels " + ", ".join(f"{k} {v:.1f}" for k, v in m.items()), flush=True)
-        payload = {"settings": settings, "feature_cpu_seconds": round(feature_cpu, 1), "target_gain_points": 10.0, "rows": rows}
+        # the cost of encoding the views, which a run that found them in the disk cache did not pay: the largest figure kept
+        encode_cpu = max(feature_cpu, old.get("feature_cpu_seconds", 0.0) if old.get("settings") == settings else 0.0)
+        payload = {"settings": settings, "feature_cpu_seconds": round(encode_cpu, 1), "target_gain_points": 10.0, "rows": rows}
         write_results("ssl_semi", payload)
     print(f"wrote {path}")
 
