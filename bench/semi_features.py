@@ -39,7 +39,6 @@ from fsl_utils.data import load_cifar10
 from fsl_utils.ssl import (
     ema_copy,
     ema_update,
-    fixmatch_loss,
     mean_teacher_loss,
     pi_model_loss,
     random_batches,
