@@ -244,7 +244,8 @@ def main() -> None:
     settings = {"encoder": f"EfficientNet-Lite0 (ImageNet), {args.input_size}px, frozen", "unlabeled": args.unlabeled, "views": args.views,
                 "labeled_views": args.labeled_views, "n_eval": args.n_eval}
     old = json.loads(path.read_text()) if path.is_file() else {}
-    rows = old.get("rows", {}) if old.get("settings") == settings else {}
+    same_settings = old.get("settings") == settings
+    rows = old.get("rows", {}) if same_settings else {}
     f, feature_cpu = features(args)
     print(f"features: {feature_cpu:.0f} CPU-s (a few when the disk cache has them)", flush=True)
     methods = [m for m in METHODS if m in args.methods.split(",")]
@@ -280,7 +281,7 @@ def main() -> None:
         for n, m in mean.items():
             print(f"{name}: {n} labels " + ", ".join(f"{k} {v:.1f}" for k, v in m.items()), flush=True)
         # the cost of encoding the views, which a run that found them in the disk cache did not pay: the largest figure kept
-        encode_cpu = max(feature_cpu, old.get("feature_cpu_seconds", 0.0) if old.get("settings") == settings else 0.0)
+        encode_cpu = max(feature_cpu, old.get("feature_cpu_seconds", 0.0) if same_settings else 0.0)
         payload = {"settings": settings, "feature_cpu_seconds": round(encode_cpu, 1), "target_gain_points": 10.0, "rows": rows}
         write_results("ssl_semi", payload)
     print(f"wrote {path}")
