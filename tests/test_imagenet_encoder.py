@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fsl_utils.encoders.imagenet import Preprocess, extract_features, load_imagenet_encoder
+from fsl_utils.encoders.features import extract_features
+from fsl_utils.encoders.imagenet import Preprocess, load_imagenet_encoder
 
 
 @pytest.fixture(scope="module")

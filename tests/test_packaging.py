@@ -112,3 +112,50 @@ def test_no_hard_coded_cuda_calls():
     pattern = re.compile(r"\.cuda\(\)|device\s*=\s*[\"']cuda[\"']")
     for path in list((ROOT / "fsl_utils").rglob("*.py")) + list(ROOT.glob("lectures/*.ipynb")) + list(ROOT.glob("solutions/*/*.ipynb")):
         assert not pattern.search(path.read_text()), f"{path} hard-codes CUDA; use fsl_utils.get_device()"
+
+
+def _readme_layout() -> tuple[set[str], dict[str, str]]:
+    """README's layout of ``fsl_utils/``: the top-level ``.py`` files it names, and each package's text."""
+    lines = (ROOT / "README.md").read_text().split("### Layout", 1)[1].split("```")[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("fsl_utils/"))
+    files: set[str] = set()
+    packages: dict[str, str] = {}
+    current = None
+    for line in lines[start + 1 :]:
+        if not line.startswith("  "):
+            break
+        if m := re.match(r"  (\w+)/\s+(.*)", line):
+            current = m.group(1)
+            packages[current] = m.group(2)
+        elif ".py" in line.split("  ")[1]:
+            files.update(re.findall(r"(\w+)\.py", line))
+            current = None
+        elif current is not None:
+            packages[current] += " " + line.strip()
+    return files, packages
+
+
+def test_readme_layout_is_the_package_tree():
+    """Every package and module of fsl_utils is in README's layout, and the layout names nothing else
+    (a word outside parentheses is a module of its package or a name the package exports)."""
+    import importlib
+
+    package = ROOT / "fsl_utils"
+    files, packages = _readme_layout()
+    assert files == {p.stem for p in package.glob("*.py") if p.stem != "__init__"}
+    assert set(packages) == {p.name for p in package.iterdir() if (p / "__init__.py").is_file()}
+    for name, text in packages.items():
+        if name == "grading":  # described in words: nbgrader integration, checks, sandbox (its own subpackages)
+            assert {"checks", "sandbox"} <= {p.name for p in (package / name).iterdir() if (p / "__init__.py").is_file()}
+            continue
+        modules = {p.stem for p in (package / name).glob("*.py") if p.stem not in ("__init__", "__main__")}
+        words = set(re.findall(r"[A-Za-z_]\w*", re.sub(r"\([^)]*\)", "", text)))
+        assert modules <= words, f"README's layout of {name}/ misses {sorted(modules - words)}"
+        exported = set(getattr(importlib.import_module(f"fsl_utils.{name}"), "__all__", ()))
+        assert words <= modules | exported, f"README's layout of {name}/ names {sorted(words - modules - exported)}, which {name}/ does not have"
+
+
+def test_modules_stay_small():
+    """STYLE.md: modules under ~250 lines (a few lines over are tolerated, not a second screenful)."""
+    sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in (ROOT / "fsl_utils").rglob("*.py")}
+    assert {path: n for path, n in sizes.items() if n > 260} == {}

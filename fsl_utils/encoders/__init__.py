@@ -1,15 +1,16 @@
 """Encoders: images or sentences -> feature vectors.
 
 * :mod:`.conv4` — the Conv-4 of the few-shot papers (trained from scratch on Omniglot).
-* :mod:`.imagenet` — frozen ImageNet encoders (EfficientNet-Lite0, ResNet-18) and
-  :func:`extract_features`, their cached batched inference.
+* :mod:`.imagenet` — frozen ImageNet encoders (EfficientNet-Lite0, ResNet-18).
+* :mod:`.features` — :func:`extract_features`, an encoder's features computed once and cached on disk.
 * :mod:`.cifar_cnn` — the small CIFAR CNN of the semi- and self-supervised lectures.
 * :mod:`.text` — a sentence encoder (MiniLM) for the text few-shot examples.
 """
 
 from .cifar_cnn import CifarCNN
 from .conv4 import Conv4, conv_block
-from .imagenet import ImageNetEncoder, extract_features, load_imagenet_encoder
+from .features import extract_features
+from .imagenet import ImageNetEncoder, load_imagenet_encoder
 from .text import TextEncoder
 
 __all__ = ["CifarCNN", "Conv4", "ImageNetEncoder", "TextEncoder", "conv_block", "extract_features", "load_imagenet_encoder"]

@@ -38,7 +38,7 @@ normalised with its own statistics (transductive), the protocol behind MAML's nu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -216,39 +216,6 @@ class MAML(nn.Module):
         fast = self.adapt(support_x, support_y, steps=steps, first_order=first_order)
         logits = self(query_x, fast)
         return self.loss_fn(logits, query_y), logits
-
-
-def meta_train_step(
-    maml: MAML,
-    episodes: Iterable,
-    optimizer: torch.optim.Optimizer,
-    first_order: bool | None = None,
-    steps: int | None = None,
-    device: torch.device | str | None = None,
-) -> tuple[float, float]:
-    """One outer step: average the query loss over a meta-batch of episodes and step θ.
-
-    Args:
-        maml: the wrapper whose parameters ``optimizer`` holds.
-        episodes: the meta-batch, an iterable of :class:`~fsl_utils.data.Episode`.
-        optimizer: outer optimiser (Adam in the paper).
-        first_order, steps: override the wrapper's defaults for this step.
-        device: where to run (default: leave the episodes where they are).
-
-    Returns:
-        ``(mean query loss, mean query accuracy in [0, 1])`` over the meta-batch.
-    """
-    optimizer.zero_grad(set_to_none=True)
-    losses, accs = [], []
-    episodes = list(episodes)
-    for ep in episodes:
-        ep = ep.to(device) if device is not None else ep
-        loss, logits = maml.query_loss(ep.support_x, ep.support_y, ep.query_x, ep.query_y, steps=steps, first_order=first_order)
-        (loss / len(episodes)).backward()  # backward per task frees each task's graph early
-        losses.append(loss.item())
-        accs.append((logits.argmax(1) == ep.query_y).float().mean().item())
-    optimizer.step()
-    return sum(losses) / len(losses), sum(accs) / len(accs)
 
 
 class MAMLClassifier(FewShotClassifier):

@@ -20,11 +20,12 @@ from ..data.episodes import EpisodeSampler
 from ..encoders.cifar_cnn import CifarCNN
 from ..methods import MatchingNetworks, PrototypicalNetworks, SiameseClassifier, SiameseNetwork
 from ..methods.baseline import BaselineFinetune, pretrain_classifier
-from ..methods.maml import MAML, MAMLClassifier, maml_conv4, meta_train_step
+from ..methods.maml import MAML, MAMLClassifier, maml_conv4
 from ..methods.zeroshot import CLIPHeads
 from ..ssl import PredictionHead, ProjectionHead, byol_loss, cosine_ema_decay, ema_copy, ema_update, nt_xent
 from ..ssl import random_batches, simclr_augment
 from .loop import train_episodic
+from .meta import meta_train_step
 
 
 def _device(device: torch.device | str | None) -> torch.device:
