@@ -69,6 +69,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     batches grade in the background while every other test runs."""
     from grading.background import BATCHES
 
+    _run_lecture_2_once(config, items)
     order = {name: i + 1 for i, name in enumerate(BATCHES)}
     batches = {id(item): _batch(item) for item in items}
     items.sort(key=lambda item: order.get(batches[id(item)] or "", 0))
@@ -76,6 +77,33 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     config.stash[_HUB] = any("term_on_hub" in getattr(item, "fixturenames", ()) for item in items)
 
 
+#: tests/test_browser.py runs this lecture to its end as a student does (Run All Cells in JupyterLab, FAST
+#: mode, the student repository); a failing cell, including a failed check, fails that test.
+BROWSER_LECTURE = ("tests/test_browser.py::test_relevance_widget_of_lecture_2_in_jupyterlab_and_chromium",
+                   "lectures/02_embedding_retrieval.ipynb")
+
+
+def _run_lecture_2_once(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Lecture 2 runs once: when the browser test that runs it is collected and can run (Chromium and
+    playwright present), its nbval cells are deselected (reported in the summary); otherwise nbval runs it."""
+    from browser.lab import missing_requirements
+
+    test, lecture = BROWSER_LECTURE
+    if not any(item.nodeid == test for item in items) or missing_requirements() is not None:
+        return
+    cells = [item for item in items if item.nodeid.split("::")[0] == lecture]
+    if cells:
+        items[:] = [item for item in items if item.nodeid.split("::")[0] != lecture]
+        config.hook.pytest_deselected(items=cells)
+        config.stash[_ONCE] = f"{lecture}: its {len(cells)} cells run in {test} (Run All Cells in JupyterLab), not again by nbval"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if config.stash.get(_ONCE, None):
+        terminalreporter.write_line(config.stash[_ONCE])
+
+
+_ONCE = pytest.StashKey[str]()
 _NEEDED = pytest.StashKey[set]()
 _HUB = pytest.StashKey[bool]()
 
