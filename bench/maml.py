@@ -38,8 +38,8 @@ import torch
 from _common import write_results
 from fsl_utils.data import EpisodeSampler, load_omniglot
 from fsl_utils.evaluation import evaluate
-from fsl_utils.methods.maml import MAML, MAMLClassifier, maml_conv4
-from fsl_utils.training import meta_train_step
+from fsl_utils.encoders import maml_conv4
+from fsl_utils.methods.maml import MAML, MAMLClassifier, meta_train_step
 
 HEAD = ("1.weight", "1.bias")
 # MAML: Finn et al. 2017, Table 1. First-order MAML on Omniglot: Nichol et al. 2018 (Reptile), Table 2 (Omniglot),

@@ -10,8 +10,8 @@ from torch import nn
 
 from fsl_utils.data import Episode, EpisodeSampler
 from fsl_utils.evaluation import evaluate
-from fsl_utils.methods.maml import MAML, MAMLClassifier, maml_conv4
-from fsl_utils.training import meta_train_step
+from fsl_utils.encoders import maml_conv4
+from fsl_utils.methods.maml import MAML, MAMLClassifier, meta_train_step
 
 
 @pytest.fixture(autouse=True)

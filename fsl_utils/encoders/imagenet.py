@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-
 class Preprocess(nn.Module):
     """Float images in [0, 1] -> a backbone's input: resize to ``input_size``, then scale.
 

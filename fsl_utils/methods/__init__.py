@@ -18,10 +18,10 @@ __all__ += [
     "contrastive_loss",
 ]
 
-from .maml import MAML, MAMLClassifier, maml_conv4  # noqa: E402
+from .maml import MAML, MAMLClassifier, meta_train_step  # noqa: E402
 from .zeroshot import CLIPHeads, ZeroShotClassifier, clip_loss  # noqa: E402
 
-__all__ += ["CLIPHeads", "MAML", "MAMLClassifier", "ZeroShotClassifier", "clip_loss", "maml_conv4"]
+__all__ += ["CLIPHeads", "MAML", "MAMLClassifier", "ZeroShotClassifier", "clip_loss", "meta_train_step"]
 
 from .baseline import BaselineFinetune, CosineClassifier, pretrain_classifier  # noqa: E402
 from .triplet import L2Normalize, triplet_loss  # noqa: E402

@@ -31,44 +31,22 @@ this is exactly MAML, not an approximation: at a zero head the loss's gradient w
 features is ``W^T (p - y) = 0``, so the first inner step never moves the body — and skipping
 that all-zero backward pass makes a second-order meta-step ~2x cheaper (measured).
 
-BatchNorm: :func:`maml_conv4` uses batch statistics at train *and* test time (no
-running averages), as the MAML reference code does; at test time the query set is
-normalised with its own statistics (transductive), the protocol behind MAML's numbers.
+MAML's network is :func:`fsl_utils.encoders.maml_conv4` (Conv-4 and a linear head, with
+batch-statistics BatchNorm).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from ..encoders.conv4 import Conv4
 from .base import FewShotClassifier, check_support
 
 Params = dict[str, torch.Tensor]
-
-
-def maml_conv4(n_way: int, in_channels: int = 1, hidden: int = 64, image_size: int = 28) -> nn.Sequential:
-    """Conv-4 followed by a linear head, with batch-statistics BatchNorm (MAML's network).
-
-    Args:
-        n_way: number of output logits (the episode's ways).
-        in_channels: 1 for Omniglot.
-        hidden: filters per conv block (64 in the paper; 32 trains ~3x faster on a CPU).
-        image_size: side of the square inputs.
-
-    Returns:
-        A model mapping (B, in_channels, image_size, image_size) to logits (B, n_way).
-    """
-    body = Conv4(in_channels, hidden)
-    for m in body.modules():
-        if isinstance(m, nn.BatchNorm2d):  # always normalise with the batch's statistics
-            m.track_running_stats = False
-            m.running_mean = m.running_var = m.num_batches_tracked = None
-    return nn.Sequential(body, nn.Linear(body.output_dim(image_size), n_way))
 
 
 class MAML(nn.Module):
@@ -105,8 +83,7 @@ class MAML(nn.Module):
         if inner_lr <= 0 or inner_steps < 0:
             raise ValueError(f"need inner_lr > 0 and inner_steps >= 0, got {inner_lr} and {inner_steps}")
         self.model, self.inner_steps, self.first_order, self.loss_fn = model, inner_steps, first_order, loss_fn
-        self.inner_lr = inner_lr
-        self.learn_inner_lr = learn_inner_lr
+        self.inner_lr, self.learn_inner_lr = inner_lr, learn_inner_lr
         names = dict(model.named_parameters())
         for arg, value in (("zero_init", zero_init), ("inner_params", inner_params or ())):
             unknown = set(value) - set(names)
@@ -117,12 +94,8 @@ class MAML(nn.Module):
         self.inner_params = tuple(n for n, p in names.items() if p.requires_grad and n in inner)
         if not self.inner_params:
             raise ValueError("inner_params selects no trainable parameter: the inner loop would adapt nothing")
-        # ParameterDict keys may not contain dots
-        self.lrs = nn.ParameterDict(
-            {n.replace(".", "__"): nn.Parameter(torch.full_like(names[n], inner_lr)) for n in self.inner_params}
-            if learn_inner_lr
-            else {}
-        )
+        rates = {n.replace(".", "__"): nn.Parameter(torch.full_like(names[n], inner_lr)) for n in self.inner_params}
+        self.lrs = nn.ParameterDict(rates if learn_inner_lr else {})  # ParameterDict keys may not contain dots
 
     def params(self) -> Params:
         """The task initialisation θ: ``{name: nn.Parameter}`` of the wrapped model (no copies).
@@ -188,10 +161,8 @@ class MAML(nn.Module):
             for _ in range(steps):
                 logits = self(support_x, params)
                 if support_y.numel() and int(support_y.max()) >= logits.shape[-1]:
-                    raise ValueError(
-                        f"the model has {logits.shape[-1]} outputs but the support labels reach {int(support_y.max())}; "
-                        "build the model with n_way outputs for this episode"
-                    )
+                    raise ValueError(f"the model has {logits.shape[-1]} outputs but the support labels reach {int(support_y.max())}; "
+                                     "build the model with n_way outputs for this episode")
                 loss = self.loss_fn(logits, support_y)
                 grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=not first_order)
                 for n, g in zip(names, grads):
@@ -216,6 +187,39 @@ class MAML(nn.Module):
         fast = self.adapt(support_x, support_y, steps=steps, first_order=first_order)
         logits = self(query_x, fast)
         return self.loss_fn(logits, query_y), logits
+
+
+def meta_train_step(
+    maml: MAML,
+    episodes: Iterable,
+    optimizer: torch.optim.Optimizer,
+    first_order: bool | None = None,
+    steps: int | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[float, float]:
+    """One outer step: average the query loss over a meta-batch of episodes and step θ.
+
+    Args:
+        maml: the wrapper whose parameters ``optimizer`` holds.
+        episodes: the meta-batch, an iterable of :class:`~fsl_utils.data.Episode`.
+        optimizer: outer optimiser (Adam in the paper).
+        first_order, steps: override the wrapper's defaults for this step.
+        device: where to run (default: leave the episodes where they are).
+
+    Returns:
+        ``(mean query loss, mean query accuracy in [0, 1])`` over the meta-batch.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    losses, accs = [], []
+    episodes = list(episodes)
+    for ep in episodes:
+        ep = ep.to(device) if device is not None else ep
+        loss, logits = maml.query_loss(ep.support_x, ep.support_y, ep.query_x, ep.query_y, steps=steps, first_order=first_order)
+        (loss / len(episodes)).backward()  # backward per task frees each task's graph early
+        losses.append(loss.item())
+        accs.append((logits.argmax(1) == ep.query_y).float().mean().item())
+    optimizer.step()
+    return sum(losses) / len(losses), sum(accs) / len(accs)
 
 
 class MAMLClassifier(FewShotClassifier):

@@ -4,7 +4,6 @@
   periodic validation, a :class:`History`), :func:`train_episodic` and :func:`episode_loss`.
 * :mod:`.supervised` — :func:`train_supervised` (cross-entropy on examples in memory, for any
   model: on an ``nn.Linear`` over cached features it trains a linear head by SGD), running :func:`train`.
-* :mod:`.meta` — :func:`meta_train_step`, one outer step of MAML over a meta-batch of episodes.
 * :mod:`.augment` — batched augmentations for supervised training.
 * :mod:`.recipes` — one call per few-shot method to train it as lecture 9's leaderboard does.
 
@@ -14,13 +13,11 @@ convex problem to its optimum (:func:`fsl_utils.evaluation.fit_linear_probe`).
 
 from .augment import random_affine, random_crop_flip
 from .loop import History, episode_loss, train, train_episodic
-from .meta import meta_train_step
 from .supervised import train_supervised
 
 __all__ = [
     "History",
     "episode_loss",
-    "meta_train_step",
     "random_affine",
     "random_crop_flip",
     "train",

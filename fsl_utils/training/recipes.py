@@ -18,14 +18,14 @@ from tqdm.auto import trange
 from ..data.containers import ClassImages, to_float
 from ..data.episodes import EpisodeSampler
 from ..encoders.cifar_cnn import CifarCNN
+from ..encoders.conv4 import maml_conv4
 from ..methods import MatchingNetworks, PrototypicalNetworks, SiameseClassifier, SiameseNetwork
 from ..methods.baseline import BaselineFinetune, pretrain_classifier
-from ..methods.maml import MAML, MAMLClassifier, maml_conv4
+from ..methods.maml import MAML, MAMLClassifier, meta_train_step
 from ..methods.zeroshot import CLIPHeads
 from ..ssl import PredictionHead, ProjectionHead, byol_loss, cosine_ema_decay, ema_copy, ema_update, nt_xent
 from ..ssl import random_batches, simclr_augment
 from .loop import train_episodic
-from .meta import meta_train_step
 
 
 def _device(device: torch.device | str | None) -> torch.device:
