@@ -76,8 +76,8 @@ install-instructor: $(INSTRUCTOR_STAMP)
 
 install-dev: $(DEV_STAMP)
 
-test: install-dev
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: install-dev  # the whole suite in two lanes (tests/run_lanes.sh); with PYTEST_ARGS, one pytest run with them
+	@if [ -n "$(PYTEST_ARGS)" ]; then $(PY) -m pytest $(PYTEST_ARGS); else bash tests/run_lanes.sh $(PY); fi
 
 bench: install-dev
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -101,9 +101,14 @@ def _run_lecture_2_once(config: pytest.Config, items: list[pytest.Item]) -> None
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     if config.stash.get(_ONCE, None):
         terminalreporter.write_line(config.stash[_ONCE])
+    early = config.stash.get(_HUB_TERM, None)
+    if early is not None and early.value is not None:  # where the hub's term spent its time (it overlaps the session)
+        steps = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in early.value["seconds"].items())
+        terminalreporter.write_line(f"JupyterHub term (tests/test_hub.py, in the background): {steps}")
 
 
 _ONCE = pytest.StashKey[str]()
+_HUB_TERM = pytest.StashKey[object]()
 _NEEDED = pytest.StashKey[set]()
 _HUB = pytest.StashKey[bool]()
 
@@ -147,6 +152,7 @@ def _early_hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     from hub import harness
 
     early = _EarlyHub(tmp_path_factory.mktemp("hub")) if harness.missing_requirements() is None else None
+    request.config.stash[_HUB_TERM] = early
     yield early
     if early is not None:
         early.thread.join(1800)  # its accounts are removed when it ends

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make test` without PYTEST_ARGS: the whole suite as two pytest processes side by side.
+#
+#   lane 1: pytest tests          (unit tests, benches' smoke tests, browser and hub tests, and the
+#                                  three grading batches it grades in the background)
+#   lane 2: pytest lectures solutions   (every notebook through nbval, FAST mode)
+#
+# One process spends most of its time in single-threaded Python (a notebook's cells, a test's
+# subprocess waiting): measured at 137 % CPU of the 2 cores over a one-process run (ci2). Lane 2
+# writes to build/test-notebooks.log, printed when both lanes are done; the exit status is the
+# first failing lane's. Usage: tests/run_lanes.sh PYTHON
+set -u
+py=${1:?usage: tests/run_lanes.sh PYTHON}
+mkdir -p build
+log=build/test-notebooks.log
+echo "lane 2 (lectures/ and solutions/ through nbval) runs beside this one; its report: $log"
+"$py" -m pytest lectures solutions > "$log" 2>&1 &
+lane2=$!
+trap 'kill "$lane2" 2>/dev/null' INT TERM
+"$py" -m pytest tests
+status1=$?
+wait "$lane2"
+status2=$?
+trap - INT TERM
+echo "================ lane 2: lectures/ and solutions/ ($log) ================"
+cat "$log"
+echo "lane 1 (tests/) exit status $status1, lane 2 (notebooks) exit status $status2"
+if (( status1 != 0 )); then exit "$status1"; fi
+exit "$status2"
