@@ -6,9 +6,10 @@
 #   lane 2: pytest lectures solutions   (every notebook through nbval, FAST mode)
 #
 # One process spends most of its time in single-threaded Python (a notebook's cells, a test's
-# subprocess waiting): measured at 137 % CPU of the 2 cores over a one-process run (ci2). Lane 2
+# subprocess waiting): 137-142 % CPU of the 2 cores in one-process runs. Lane 2
 # writes to build/test-notebooks.log, printed when both lanes are done; the exit status is the
-# first failing lane's. Usage: tests/run_lanes.sh PYTHON
+# first failing lane's. Not pytest-xdist: each of its workers would start the session's grading
+# batches and JupyterHub term (tests/conftest.py) again. Usage: tests/run_lanes.sh PYTHON
 set -u
 py=${1:?usage: tests/run_lanes.sh PYTHON}
 mkdir -p build
