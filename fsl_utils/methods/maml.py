@@ -94,8 +94,8 @@ class MAML(nn.Module):
         self.inner_params = tuple(n for n, p in names.items() if p.requires_grad and n in inner)
         if not self.inner_params:
             raise ValueError("inner_params selects no trainable parameter: the inner loop would adapt nothing")
-        rates = {n.replace(".", "__"): nn.Parameter(torch.full_like(names[n], inner_lr)) for n in self.inner_params}
-        self.lrs = nn.ParameterDict(rates if learn_inner_lr else {})  # ParameterDict keys may not contain dots
+        rates = {n.replace(".", "__"): nn.Parameter(torch.full_like(names[n], inner_lr)) for n in self.inner_params} if learn_inner_lr else {}
+        self.lrs = nn.ParameterDict(rates)  # ParameterDict keys may not contain dots
 
     def params(self) -> Params:
         """The task initialisation θ: ``{name: nn.Parameter}`` of the wrapped model (no copies).
