@@ -125,12 +125,13 @@ class _EarlyHub:
 
         self.value: dict | None = None
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(test_hub.run_term, folder), daemon=True)
+        # os.environ as the session started: a test running meanwhile may change it with monkeypatch
+        self.thread = threading.Thread(target=self._run, args=(test_hub.run_term, folder, dict(os.environ)), daemon=True)
         self.thread.start()
 
-    def _run(self, run_term, folder) -> None:
+    def _run(self, run_term, folder, environ) -> None:
         try:
-            self.value = run_term(folder)
+            self.value = run_term(folder, environ)
         except BaseException as error:  # reported by result() to the hub's tests
             self.error = error
 

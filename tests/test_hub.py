@@ -173,8 +173,10 @@ def term_on_hub(tmp_path_factory, _early_hub):
     return run_term(tmp_path_factory.mktemp("hub"))
 
 
-def run_term(tmp: Path) -> dict:
-    """The whole term on a fresh hub in ``tmp`` (accounts created and removed); what the tests read."""
+def run_term(tmp: Path, environ: dict[str, str] | None = None) -> dict:
+    """The whole term on a fresh hub in ``tmp`` (accounts created and removed); what the tests read.
+    ``environ``: the environment to run it in (default: os.environ now)."""
+    environ = dict(os.environ if environ is None else environ)
     seconds: dict[str, float] = {}
     (tmp / "students.csv").write_text(ROSTER)
     released = ROOT / "assignments" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
@@ -182,8 +184,8 @@ def run_term(tmp: Path) -> dict:
     homes = {user: harness.create_account(user) for user in (INSTRUCTOR, *STUDENTS)}
     try:
         course = _instructor_course(homes[INSTRUCTOR])
-        data = Path(os.environ.get("FSL_DATA_DIR", ROOT / "data")).resolve()
-        with harness.jupyterhub([INSTRUCTOR], tmp / "students.csv", data) as hub:
+        data = Path(environ.get("FSL_DATA_DIR", ROOT / "data")).resolve()
+        with harness.jupyterhub([INSTRUCTOR], tmp / "students.csv", data, environ=environ) as hub:
             out: dict = {"hub": hub, "course": course, "seconds": seconds}
             seconds["hub up"] = time.perf_counter() - start
             seconds["servers"] = hub.start_servers([INSTRUCTOR, *STUDENTS])

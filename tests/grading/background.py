@@ -61,6 +61,9 @@ class Batches:
         self.errors: dict[str, str] = {}
         self.process: subprocess.Popen[bytes] | None = None
         self.closed = False
+        # The environment as the session started: the batches start later, from a thread, while a test
+        # may have changed os.environ (tests/test_data_root.py deletes FSL_DATA_DIR with monkeypatch).
+        self.environ = dict(os.environ)
         # The hosts' servers the protonet batch's hostile submissions try to reach: in this process,
         # so the tests read what reached them (the second stays open for the browser test).
         self.listener, self.view_listener = (Listener(), Listener()) if "graded_course" in self.names else (None, None)
@@ -80,7 +83,7 @@ class Batches:
         assignment = BATCHES[name]
         root, out, log = self.folder / assignment, self.folder / f"{assignment}.json", self.folder / f"{assignment}.log"
         root.mkdir()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        env = {**self.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), self.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
         if self.listener is not None and self.view_listener is not None:
             env |= {"FSL_TEST_PORT": str(self.listener.port), "FSL_TEST_VIEW_PORT": str(self.view_listener.port)}
         if self.closed:

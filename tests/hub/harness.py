@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -243,8 +243,11 @@ def _mounts(hidden: list[Path], shown: list[Path]) -> list[str]:
 
 
 @contextlib.contextmanager
-def jupyterhub(instructors: list[str], roster: Path, data_dir: Path, timeout: float = 120) -> Iterator[Hub]:
-    """Run deploy/local/jupyterhub_config.py as root in its own mount namespace; stop it on exit."""
+def jupyterhub(instructors: list[str], roster: Path, data_dir: Path, timeout: float = 120,
+               environ: Mapping[str, str] | None = None) -> Iterator[Hub]:
+    """Run deploy/local/jupyterhub_config.py as root in its own mount namespace, in ``environ``
+    (default: os.environ) with the hub's settings added; stop it on exit."""
+    environ = os.environ if environ is None else environ
     folder = Path(tempfile.mkdtemp(prefix="fsl-hub-t24-"))
     os.chmod(folder, 0o755)
     (folder / "state").mkdir(mode=0o700)
@@ -255,9 +258,9 @@ def jupyterhub(instructors: list[str], roster: Path, data_dir: Path, timeout: fl
     shutil.copy(roster, folder / "students.csv")
     port, hub_port, api_port, token = _free_port(), _free_port(), _free_port(), secrets.token_hex(24)
     env_for_servers = {"JUPYTER_CONFIG_PATH": str(folder / "etc-jupyter"), "FSL_EXCHANGE_ROOT": str(exchange), "FSL_DATA_DIR": str(data_dir)}
-    hub_env = {**os.environ, "FSL_HUB_INSTRUCTORS": " ".join(instructors), "FSL_HUB_ROSTER": str(folder / "students.csv"),
+    hub_env = {**environ, "FSL_HUB_INSTRUCTORS": " ".join(instructors), "FSL_HUB_ROSTER": str(folder / "students.csv"),
                "FSL_HUB_JUPYTER_CONFIG": str(folder / "etc-jupyter"), "FSL_EXCHANGE_ROOT": str(exchange), "FSL_DATA_DIR": str(data_dir),
-               "FSL_HUB_SERVICE_TOKEN": token, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+               "FSL_HUB_SERVICE_TOKEN": token, "PATH": f"{Path(sys.executable).parent}:{environ.get('PATH', '/usr/bin:/bin')}"}
     base = Path(sys.base_prefix).resolve()  # the interpreter, e.g. pyenv's in root's private home
     private = [f for f in base.parents if f != Path("/") and not f.stat().st_mode & 0o001][-1:]
     hidden = [*_hidden_folders(), Path("/tmp"), *private]
