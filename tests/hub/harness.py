@@ -243,11 +243,9 @@ def _mounts(hidden: list[Path], shown: list[Path]) -> list[str]:
 
 
 @contextlib.contextmanager
-def jupyterhub(instructors: list[str], roster: Path, data_dir: Path, timeout: float = 120,
-               environ: Mapping[str, str] | None = None) -> Iterator[Hub]:
+def jupyterhub(instructors: list[str], roster: Path, data_dir: Path, environ: Mapping[str, str], timeout: float = 120) -> Iterator[Hub]:
     """Run deploy/local/jupyterhub_config.py as root in its own mount namespace, in ``environ``
-    (default: os.environ) with the hub's settings added; stop it on exit."""
-    environ = os.environ if environ is None else environ
+    with the hub's settings added; stop it on exit."""
     folder = Path(tempfile.mkdtemp(prefix="fsl-hub-t24-"))
     os.chmod(folder, 0o755)
     (folder / "state").mkdir(mode=0o700)
