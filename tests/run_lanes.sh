@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # `make test` without PYTEST_ARGS: the whole suite as two pytest processes side by side.
 #
-#   lane 1: pytest tests LECTURE_2  (unit tests, benches' smoke tests, browser and hub tests, and the
-#                                  three grading batches it grades in the background)
-#   lane 2: pytest lectures solutions, without LECTURE_2   (the other notebooks through nbval, FAST mode)
+#   lane 1: pytest tests LECTURE_2, without BENCHES  (unit tests, browser and hub tests, and the three
+#                                  grading batches it grades in the background)
+#   lane 2: pytest lectures solutions BENCHES, without LECTURE_2   (the other notebooks through nbval,
+#                                  FAST mode, and the benches' smoke tests)
 #
+# The benches' smoke tests (about 300 CPU-s) go to lane 2 to even the lanes: lane 1 also waits for the
+# grading batches, and ran alone for its last 5-6 minutes when they were in it.
 # Lecture 2 goes to lane 1 so that it runs once: tests/conftest.py deselects its nbval cells there
 # when tests/test_browser.py runs it in JupyterLab (Chromium present), and nbval runs it otherwise.
 #
@@ -17,17 +20,18 @@ set -u
 py=${1:?usage: tests/run_lanes.sh PYTHON}
 mkdir -p build
 log=build/test-notebooks.log
-echo "lane 2 (lectures/ and solutions/ through nbval) runs beside this one; its report: $log"
+echo "lane 2 (lectures/ and solutions/ through nbval, the benches' smoke tests) runs beside this one; its report: $log"
 lecture2=lectures/02_embedding_retrieval.ipynb
-"$py" -m pytest lectures solutions --ignore="$lecture2" > "$log" 2>&1 &
+benches=(tests/test_bench_*.py tests/test_ssl_bench.py tests/test_grading_bench.py)
+"$py" -m pytest lectures solutions "${benches[@]}" --ignore="$lecture2" > "$log" 2>&1 &
 lane2=$!
 trap 'kill "$lane2" 2>/dev/null' INT TERM
-"$py" -m pytest tests "$lecture2"
+"$py" -m pytest tests "$lecture2" "${benches[@]/#/--ignore=}"
 status1=$?
 wait "$lane2"
 status2=$?
 trap - INT TERM
-echo "================ lane 2: lectures/ and solutions/ ($log) ================"
+echo "================ lane 2: lectures/, solutions/ and the benches' smoke tests ($log) ================"
 cat "$log"
 echo "lane 1 (tests/) exit status $status1, lane 2 (notebooks) exit status $status2"
 if (( status1 != 0 )); then exit "$status1"; fi
