@@ -58,26 +58,38 @@ def _run_all_to_the_end(page, lab: Lab, timeout: float = 1500, attempts: int = 4
     prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt")
     deadline, clicks = time.monotonic() + timeout, 0
     while time.monotonic() < deadline:
-        if re.fullmatch(r"\[\d+\]:", prompts.last.inner_text().strip()):
-            return
         dialog = page.locator(".jp-Dialog")
         if dialog.count() and "Select Kernel" in dialog.first.inner_text():
             # JupyterLab asks when the kernel it started first went away; the default is the notebook's own kernel
             dialog.first.locator(".jp-mod-accept").click()
             continue
-        if page.locator(".jp-InputArea-prompt", has_text="*").count():
+        if page.locator(".jp-InputArea-prompt", has_text="*").count() or _kernel_busy(lab):
             time.sleep(1)
             continue
+        # Nothing runs: only now is the last prompt read. Read before, a run that ended in between looked like one
+        # that never ran, and Run All was clicked again (CI, under load: five times, then the test failed).
+        if re.fullmatch(r"\[\d+\]:", prompts.last.inner_text().strip()):
+            return
         failed = [t for t in page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
                   if "Traceback" in t or "Error" in t]
         if failed:
             raise AssertionError(f"a cell of the lecture failed: {failed[-1][-2000:]}")
         clicks += 1
+        if clicks > 1:
+            numbered = sum(bool(re.fullmatch(r"\[\d+\]:", t.strip())) for t in prompts.all_inner_texts())
+            print(f"Run All Cells again (click {clicks}): {numbered} of {prompts.count()} code cells numbered, the kernel idle")
         assert clicks <= attempts, f"Run All Cells did not run the notebook after {attempts} attempts; JupyterLab log: {lab.log}"
         page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', state="attached", timeout=90_000)
         _menu(page, "Run", "Run All Cells")
         time.sleep(5)
     raise AssertionError(f"the lecture did not finish within {timeout:.0f} s")
+
+
+def _kernel_busy(lab: Lab) -> bool:
+    """Whether the server reports any of its kernels busy (or starting)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{lab.port}/api/kernels", headers={"Authorization": f"token {lab.token}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return any(k.get("execution_state") in ("busy", "starting") for k in json.loads(r.read()))
 
 
 def _run_lecture(page, lab: Lab, runs: int = 2):
