@@ -18,8 +18,8 @@ faults in page by page, then unmaps when the tensor is freed, once per training 
 a 2-core machine, each lecture alone under nbval (CPU-s, user + system): lecture 5 134.8 -> 107.3,
 lecture 9 91.4 -> 77.9; with the milder ``mmap_threshold=32 MiB`` lectures 3, 4 and 6 went
 135.4 -> 91.5, 69.9 -> 59.3 and 77.8 -> 73.2. Read by each new process at its start, so it
-reaches the kernels and subprocesses this session starts (the grading sandbox's kernels get
-their own fixed environment), not this process itself.
+reaches the kernels and subprocesses this session starts, not this process itself. The grading
+sandbox's kernels get the same value in their fixed environment (``MALLOC_TUNABLES``).
 """
 
 import os
@@ -28,4 +28,7 @@ import tempfile
 os.environ.setdefault("FSL_FAST", "1")
 os.environ.setdefault("FSL_RESULTS_DIR", tempfile.mkdtemp(prefix="fsl-results-"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296")
+
+from fsl_utils.grading.sandbox.kernelspec import MALLOC_TUNABLES  # noqa: E402 (after FSL_FAST, read when fsl_utils is imported)
+
+os.environ.setdefault("GLIBC_TUNABLES", MALLOC_TUNABLES)

@@ -33,6 +33,13 @@ DEFAULTS = {"FSL_SANDBOX_MEMORY_MB": 8192, "FSL_SANDBOX_CPU_SECONDS": 900, "FSL_
 #: Environment variables the grader passes to the kernel when it has them; nothing else of its
 #: environment reaches student code (``FSL_SANDBOX_ENV``: more names, comma-separated).
 ENV_ALLOWED = ("NBGRADER_EXECUTION", "FSL_FAST", "FSL_DEVICE", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: glibc malloc settings of every kernel: no block gets a mapping of its own (``mmap_max=0``) and
+#: the heap is not trimmed, so the large tensors of each forward pass reuse memory instead of being
+#: mapped, zeroed and unmapped each time. Embedding the 3,200 images of the ProtoNet weights tests
+#: (Conv-4, one thread, batches of 500) took 5.5 s (2.9 user + 2.6 system CPU-s) by default and
+#: 2.5 s (2.3 + 0.2) with it. Freed memory stays with the process, and the address-space limit
+#: (``FSL_SANDBOX_MEMORY_MB``) still applies to the heap. The test session sets the same (conftest.py).
+MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296"
 
 
 def limits() -> dict[str, int]:
@@ -95,7 +102,8 @@ def write_profile(path: Path, *, data_dir: Path, cache_dir: Path, overlays: list
     env = {"PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": HOME, "USER": "student", "LOGNAME": "student",
            "LANG": "C.UTF-8", "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "MPLCONFIGDIR": f"{HOME}/.config/matplotlib",
            "FSL_RESULTS_DIR": f"{HOME}/results", "FSL_DATA_DIR": str(Path(data_dir).resolve()), "FSL_CACHE_DIR": str(Path(cache_dir).resolve()),
-           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
+           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
+           "GLIBC_TUNABLES": MALLOC_TUNABLES}
     extra = [n.strip() for n in os.environ.get("FSL_SANDBOX_ENV", "").split(",") if n.strip()]
     passed = [n for n in (*ENV_ALLOWED, *extra) if n not in env]
     profile = {
