@@ -33,6 +33,6 @@ status2=$?
 trap - INT TERM
 echo "================ lane 2: lectures/, solutions/ and the benches' smoke tests ($log) ================"
 cat "$log"
-echo "lane 1 (tests/) exit status $status1, lane 2 (notebooks) exit status $status2"
+echo "lane 1 (tests/) exit status $status1, lane 2 (notebooks and benches) exit status $status2"
 if (( status1 != 0 )); then exit "$status1"; fi
 exit "$status2"
