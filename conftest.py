@@ -11,6 +11,15 @@ lecture 5 under nbval beside one busy process: 410 s wall and 417 CPU-s with the
 120 s and 119 CPU-s with PASSIVE (alone: 75 s and 79 s). Set here, before anything imports torch,
 so the test process, its notebook kernels and its subprocesses all inherit it.
 
+One thread per process (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS`` = 1,
+unless already set): ``make test`` runs two pytest lanes beside the grading batches' kernels, so
+the cores are always busy, and a second thread in a process only adds hand-offs (PyTorch's
+intra-op threads, NumPy's and scikit-learn's BLAS). Measured on a 2-core machine, each lecture
+run with two threads and with one at the same time (FAST mode, CPU-s user + system):
+lecture 1 43.3 -> 36.5, lecture 5 100.2 -> 95.1, lecture 6 71.0 -> 57.8, lecture 9 73.1 -> 60.9;
+each also ended sooner. Lectures 3 and 4 set one thread themselves; the benches' smoke tests
+pass ``--threads 1``; the grading sandbox sets its kernels' own.
+
 ``GLIBC_TUNABLES`` (unless already set): glibc's malloc never returns memory to the system
 (``mmap_max=0``: no block gets its own mapping; ``trim_threshold`` 4 GiB: the heap is not
 trimmed). By default every tensor above a few MiB is a fresh mapping that the kernel zeroes and
@@ -28,6 +37,8 @@ import tempfile
 os.environ.setdefault("FSL_FAST", "1")
 os.environ.setdefault("FSL_RESULTS_DIR", tempfile.mkdtemp(prefix="fsl-results-"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+for _threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_threads, "1")
 
 from fsl_utils.grading.sandbox.kernelspec import MALLOC_TUNABLES  # noqa: E402 (after FSL_FAST, read when fsl_utils is imported)
 
