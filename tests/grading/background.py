@@ -8,12 +8,10 @@ orders the tests that read a batch after all the others, so the grading fills th
 notebooks and unit tests leave idle.
 
 A small batch (``protonet_pair``: the protonet reference and the ``sum_not_mean`` mutant) is
-graded in a thread of its own, beside the three (:data:`BESIDE`). The tests that start from a
-graded course read it (the term's commands, the formgrader, restoring cells, validating the
-release): they take about 3 minutes, and ran after the full protonet batch, the last and longest,
-had ended, while the notebooks' lane was done and one core was idle; now they run while the big
-batches grade. Graded first in the same chain instead, it delayed the three by its own
-2.7 minutes (ci15), which cancelled the gain. Each batch runs in its own process
+graded first. The tests that start from a graded course read it (the term's commands, the
+formgrader, restoring cells, validating the release): they take about 3 minutes, and ran after
+the full protonet batch, the last and longest, had ended, while the notebooks' lane was done
+and one core was idle; now they run while the big batches grade. Each batch runs in its own process
 (``python -m grading.background <name> <root> <result.json>``): grading sets environment
 variables (``FSL_CELL_TIMEOUT``, the course's data folder, a secret the kernels must not see)
 that must not reach the tests running meanwhile, and the grader's own process is what the
@@ -35,8 +33,6 @@ from typing import Any
 #: fixture name -> assignment, in the order the batches are graded (the tests that read them run
 #: in the same order, so the first batch's tests can start while the later ones are graded).
 BATCHES = {"graded_pair": "protonet_pair", "graded_simclr": "simclr", "graded_maml": "maml", "graded_course": "protonet"}
-#: Batches graded in a second thread, at the same time as the others (which go one after the other).
-BESIDE = ("graded_pair",)
 TESTS = Path(__file__).resolve().parents[1]
 #: A batch that takes longer than this (a hang in the grader itself) fails its tests.
 TIMEOUT = 3600
@@ -64,8 +60,7 @@ def grade(assignment: str, root: Path) -> dict[str, Any]:
 
 class Batches:
     """The batches ``names`` (fixture names of :data:`BATCHES`), graded one after the other in a
-    background thread that runs each in its own process (those of :data:`BESIDE` in a second
-    thread); :meth:`result` waits for one."""
+    background thread that runs each in its own process; :meth:`result` waits for one."""
 
     def __init__(self, names: Iterable[str], folder: Path) -> None:
         from grading.course import Listener
@@ -75,7 +70,7 @@ class Batches:
         self.done = {name: threading.Event() for name in self.names}
         self.results: dict[str, dict[str, Any]] = {}
         self.errors: dict[str, str] = {}
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.process: subprocess.Popen[bytes] | None = None
         self.closed = False
         # The environment as the session started: the batches start later, from a thread, while a test
         # may have changed os.environ (tests/test_data_root.py deletes FSL_DATA_DIR with monkeypatch).
@@ -83,13 +78,11 @@ class Batches:
         # The hosts' servers the protonet batch's hostile submissions try to reach: in this process,
         # so the tests read what reached them (the second stays open for the browser test).
         self.listener, self.view_listener = (Listener(), Listener()) if "graded_course" in self.names else (None, None)
-        chains = [[n for n in self.names if n not in BESIDE], [n for n in self.names if n in BESIDE]]
-        self.threads = [threading.Thread(target=self._run, args=(chain,), daemon=True) for chain in chains if chain]
-        for thread in self.threads:
-            thread.start()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
 
-    def _run(self, names: list[str]) -> None:
-        for name in names:
+    def _run(self) -> None:
+        for name in self.names:
             try:
                 self.results[name] = self._grade(name)
             except Exception as error:  # reported by result() to the tests that read this batch
@@ -107,12 +100,12 @@ class Batches:
         if self.closed:
             raise RuntimeError("the test session ended before this batch was graded")
         with open(log, "wb") as f:
-            process = self.processes[name] = subprocess.Popen([sys.executable, "-m", "grading.background", assignment, str(root), str(out)],
-                                                              stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            self.process = subprocess.Popen([sys.executable, "-m", "grading.background", assignment, str(root), str(out)],
+                                            stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
             try:
-                code = process.wait(TIMEOUT)
+                code = self.process.wait(TIMEOUT)
             except subprocess.TimeoutExpired:
-                self._kill(process)
+                self._kill()
                 raise RuntimeError(f"grading the {assignment} batch took over {TIMEOUT} s; its log: {log}") from None
         if assignment == "protonet" and self.listener is not None:
             self.listener.close()
@@ -137,19 +130,16 @@ class Batches:
             raise RuntimeError(self.errors[name])
         return self.results[name]
 
-    @staticmethod
-    def _kill(process: subprocess.Popen[bytes]) -> None:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    def _kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
 
     def close(self) -> None:
         """Stop a batch still being graded (a test session cut short) and close the listeners."""
         self.closed = True
-        for process in list(self.processes.values()):
-            self._kill(process)
-        for thread in self.threads:
-            thread.join(60)
+        self._kill()
+        self.thread.join(60)
         for listener in (self.listener, self.view_listener):
             if listener is not None:
                 listener.close()
