@@ -189,17 +189,9 @@ def _graded(name: str, batches) -> dict:
 def graded_course(_grading_batches):
     """Every protonet grading test's submissions in one temporary copy of the course, graded once
     (tests/grading/course.py; shared by tests/test_grading_pipeline.py, test_assignment_protonet.py,
-    test_grading_adversarial.py and test_grading_browser.py)."""
+    test_grading_adversarial.py, test_grading_restore.py, test_term.py, test_formgrader.py and
+    test_grading_browser.py)."""
     return _graded("graded_course", _grading_batches)
-
-
-@pytest.fixture(scope="session")
-def graded_pair(_grading_batches):
-    """The protonet reference and the ``sum_not_mean`` mutant in a temporary copy of the course, graded
-    first (tests/grading/course.py's ``pair_submissions``): the graded course tests/test_term.py,
-    test_formgrader.py and test_grading_restore.py start from, and the release test_assignment_protonet.py
-    validates."""
-    return _graded("graded_pair", _grading_batches)
 
 
 @pytest.fixture(scope="session")

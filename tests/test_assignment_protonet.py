@@ -26,10 +26,10 @@ def test_feedback_never_names_the_hidden_tests_file(graded_course):
             assert "hidden_tests.py" not in html, f"{page.parent.parent.name}: hidden_tests.py in feedback"
 
 
-def test_student_can_validate_the_filled_release(graded_pair, tmp_path):
+def test_student_can_validate_the_filled_release(graded_course, tmp_path):
     """The student's view: fill in the release, train (here: the reference weights), validate."""
     answer = "$-\\|z - c_k\\|^2 = 2 c_k^T z - \\|c_k\\|^2 - \\|z\\|^2$; the last term is the same for all classes: w_k = 2 c_k, b_k = -|c_k|^2."
-    (tmp_path / "protonet.ipynb").write_text(json.dumps(fill_solutions(graded_pair["released"], {**cases.answers(), "linear_classifier_answer": answer})))
+    (tmp_path / "protonet.ipynb").write_text(json.dumps(fill_solutions(graded_course["released"], {**cases.answers(), "linear_classifier_answer": answer})))
     # nbgrader's default of 30 s per cell is too short for a busy machine (a laptop is faster)
     (tmp_path / "nbgrader_config.py").write_text("c = get_config()  # noqa: F821\nc.Execute.timeout = 600\n")
     shutil.copy(cases.WEIGHTS, tmp_path / "protonet.pt")

@@ -75,9 +75,9 @@ def _grade_in_formgrader(page, lab) -> None:
     comment.scroll_into_view_if_needed()
 
 
-def test_manual_grade_in_the_formgrader_reaches_grades_and_feedback(graded_pair, tmp_path):
+def test_manual_grade_in_the_formgrader_reaches_grades_and_feedback(graded_course, tmp_path):
     require_browser("formgrader test")
-    root = term.copy_graded(graded_pair["root"], tmp_path / "course", [STUDENT, OTHER])
+    root = term.copy_graded(graded_course["root"], tmp_path / "course", [STUDENT, OTHER])
     assert _manual_grade(root, STUDENT) == (None, None)
     SHOTS.mkdir(parents=True, exist_ok=True)
     for old in SHOTS.glob("formgrader_*.png"):
@@ -102,8 +102,8 @@ def test_manual_grade_in_the_formgrader_reaches_grades_and_feedback(graded_pair,
     assert autograded.stat().st_mtime_ns == before, "make feedback must not autograde"
     with open(root / "grading" / "grades.csv", newline="") as f:
         rows = {row["student_id"]: row for row in csv.DictReader(f)}
-    assert float(rows[STUDENT]["raw_score"]) == graded_pair["expected"][STUDENT] + SCORE
-    assert float(rows[OTHER]["raw_score"]) == graded_pair["expected"][OTHER]
+    assert float(rows[STUDENT]["raw_score"]) == graded_course["expected"][STUDENT] + SCORE
+    assert float(rows[OTHER]["raw_score"]) == graded_course["expected"][OTHER]
     html = (root / "grading" / "feedback" / STUDENT / term.ASSIGNMENT / "protonet.html").read_text()
     assert "b_k = -|c_k|^2 is missing" in html, "the formgrader's comment is in the student's feedback"
     assert f"(Score: {float(SCORE)} / 5.0)" in html, "the manual score is in the student's feedback"

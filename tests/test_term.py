@@ -177,12 +177,12 @@ def _lms_archive(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def term_course(graded_pair, tmp_path_factory):
+def term_course(graded_course, tmp_path_factory):
     """The copy after roster, deadlines, a manual grade, make feedback, zip_collect and make grade;
     returns what each step left behind."""
-    root = term.copy_graded(graded_pair["root"], tmp_path_factory.mktemp("term") / "course", ["reference", "sum_not_mean"])
+    root = term.copy_graded(graded_course["root"], tmp_path_factory.mktemp("term") / "course", ["reference", "sum_not_mean"])
     files = tmp_path_factory.mktemp("term_files")
-    out: dict = {"root": root, "expected": graded_pair["expected"]}
+    out: dict = {"root": root, "expected": graded_course["expected"]}
     out["roster"] = term.make(root, "roster", FILE=str(_write(files, "students.csv", ROSTER, bom=True)))
     out["deadlines"] = term.make(root, "deadlines", FILE=str(_write(files, "deadlines.csv", DEADLINES)))
     _enter_manual_grade(root, "reference")

@@ -1,17 +1,11 @@
-"""The session's four grading batches, graded in a background process while the other tests run.
+"""The session's three grading batches, graded in a background process while the other tests run.
 
 A batch is one sandboxed ``make grade`` run over every submission of an assignment's grading
 tests (protonet: tests/grading/course.py, 49 submissions; maml and simclr:
 :func:`grading.assignment.graded_course`); together they are about a third of the test
 session's CPU time. tests/conftest.py starts them when the session's first test runs and
 orders the tests that read a batch after all the others, so the grading fills the core the
-notebooks and unit tests leave idle.
-
-A small batch (``protonet_pair``: the protonet reference and the ``sum_not_mean`` mutant) is
-graded first. The tests that start from a graded course read it (the term's commands, the
-formgrader, restoring cells, validating the release): they take about 3 minutes, and ran after
-the full protonet batch, the last and longest, had ended, while the notebooks' lane was done
-and one core was idle; now they run while the big batches grade. Each batch runs in its own process
+notebooks and unit tests leave idle. Each batch runs in its own process
 (``python -m grading.background <name> <root> <result.json>``): grading sets environment
 variables (``FSL_CELL_TIMEOUT``, the course's data folder, a secret the kernels must not see)
 that must not reach the tests running meanwhile, and the grader's own process is what the
@@ -32,7 +26,7 @@ from typing import Any
 
 #: fixture name -> assignment, in the order the batches are graded (the tests that read them run
 #: in the same order, so the first batch's tests can start while the later ones are graded).
-BATCHES = {"graded_pair": "protonet_pair", "graded_simclr": "simclr", "graded_maml": "maml", "graded_course": "protonet"}
+BATCHES = {"graded_simclr": "simclr", "graded_maml": "maml", "graded_course": "protonet"}
 TESTS = Path(__file__).resolve().parents[1]
 #: A batch that takes longer than this (a hang in the grader itself) fails its tests.
 TIMEOUT = 3600
@@ -44,11 +38,6 @@ def grade(assignment: str, root: Path) -> dict[str, Any]:
         from grading import course
 
         result = course.build_and_grade(root, int(os.environ["FSL_TEST_PORT"]), int(os.environ["FSL_TEST_VIEW_PORT"]))
-    elif assignment == "protonet_pair":
-        from grading import assignment as shared
-        from grading import course
-
-        result = shared.graded_course(root, course.ASSIGNMENT, course.pair_submissions)
     else:
         from grading import assignment as shared
         from grading import maml, simclr

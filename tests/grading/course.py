@@ -34,14 +34,6 @@ CELL_TIMEOUT = 60
 JOBS = shared.JOBS
 
 
-def pair_submissions(root: Path, released: Path) -> dict[str, tuple[dict | Path, Path, float]]:
-    """The small protonet batch (``graded_pair``): the reference and the ``sum_not_mean`` mutant, as in
-    the big batch; student -> (notebook, weights, expected autograded score)."""
-    _, _, failing = cases.MUTANTS["sum_not_mean"]
-    return {"reference": (cases.SOURCE, cases.WEIGHTS, float(cases.AUTOGRADED_POINTS)),
-            "sum_not_mean": (fill_solutions(released, cases.answers("sum_not_mean")), cases.WEIGHTS, cases.expected_score(failing))}
-
-
 def submit(root: Path, student: str, notebook: dict | Path, weights: Path | None) -> Path:
     """Put ``student``'s notebook (a path or JSON) and weights in ``grading/submitted``."""
     return shared.submit(root, ASSIGNMENT, student, notebook, weights)

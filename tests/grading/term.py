@@ -1,5 +1,5 @@
 """What the instructor-workflow tests share (tests/test_formgrader.py, tests/test_term.py):
-a copy of a few students of the session's small graded protonet batch (the ``graded_pair`` fixture), and
+a copy of a few students of the session's graded batch (the ``graded_course`` fixture), and
 ``make`` run in that copy as an instructor runs it in the course checkout.
 
 The copy holds the course's Makefile, nbgrader_config.py, solutions/ and release of the
