@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -261,6 +263,45 @@ def test_process_limit_counts_one_submission_only(profile_path, monkeypatch):
     first.kill()
     first.wait()
     assert out.strip() == "forked 30", err
+
+
+def _processes_with(token: str) -> list[int]:
+    """Host pids of the processes whose command line holds ``token``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and token.encode() in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:
+            continue  # ended meanwhile, or not ours to read
+    return pids
+
+
+def test_a_killed_sandbox_takes_its_kernel_and_every_child_along(profile_path):
+    """The grader kills a kernel's ``bwrap`` when the kernel does not answer its shutdown request; the
+    sandbox's process 1, the kernel and whatever the kernel started must end with it. (In root mode,
+    had process 1 dropped to the submission's user id, it would have outlived bwrap.)"""
+    token = f"fsl-orphan-{os.getpid()}-{id(profile_path)}"
+    caps = "[int(line.split()[1], 16) for p in (1, os.getpid()) for line in open(f'/proc/{p}/status') if line.startswith('CapEff')]"
+    code = (f"import os, time\nif os.fork() == 0:\n    time.sleep(120); os._exit(0)\nprint('ready', *{caps}, flush=True)\n"
+            f"time.sleep(120)  # {token}")
+    root = os.geteuid() == 0
+    sandbox = _run_inside(profile_path, code, uid=2_000_000_989 if root else None)
+    try:
+        ready, pid1_caps, kernel_caps = sandbox.stdout.readline().split()
+        assert ready == "ready" and int(kernel_caps) == 0
+        if root:  # process 1 holds CAP_SETGID and CAP_SETUID (bits 6, 7), nothing else of root's
+            assert int(pid1_caps) == 0xC0
+        assert len(_processes_with(token)) >= 3  # bwrap, process 1 (the kernel's launcher), the kernel, its child
+        sandbox.kill()
+        sandbox.wait()
+        deadline = time.monotonic() + 20
+        while _processes_with(token) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processes_with(token) == []
+    finally:
+        for pid in _processes_with(token):
+            os.kill(pid, signal.SIGKILL)
 
 
 

@@ -19,10 +19,11 @@ per-process limits, the process limit counts the processes of one submission onl
 * as an ordinary user (``mode "user"``), the kernel gets a new user namespace (``--unshare-user
   --disable-userns``); ``RLIMIT_NPROC`` is set inside it, where the kernel counts the
   processes of that namespace;
-* as root (``mode "root"``), bwrap runs privileged and the kernel drops to a user id of its
+* as root (``mode "root"``), bwrap runs privileged and the kernel runs under a user id of its
   own (``FSL_SANDBOX_UID``, one per submission, never a real account): its processes are the
   only ones of that user id. (Root's own processes are exempt from ``RLIMIT_NPROC``, so the
-  kernel must not stay root.)
+  kernel must not stay root.) The sandbox's process 1 stays root with ``CAP_SETUID`` and
+  ``CAP_SETGID`` only, to start the kernel and to die with bwrap (see :data:`_INNER`).
 
 ``python .../bwrap.py CONNECTION_FILE`` is the kernelspec's argv (:func:`.kernelspec.write_kernelspec`): it
 reads the batch's profile (``$FSL_SANDBOX_PROFILE``, written by :func:`.kernelspec.write_profile`) and
@@ -73,7 +74,9 @@ def bwrap_argv(profile: dict[str, Any], command: list[str], *, uid: int | None, 
     if profile["mode"] == "user":
         argv += ["--unshare-user", "--disable-userns", "--uid", "1000", "--gid", "1000"]
     else:
-        argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]  # only to drop to `uid`; gone after that
+        # bwrap run by root keeps all of root's capabilities unless told otherwise (containers/bubblewrap#561):
+        # process 1 keeps only the two it needs to start the kernel under `uid`; the kernel has none
+        argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     for name in _SYSTEM_LINKS:
         host = Path("/") / name
         if host.is_symlink():
@@ -117,9 +120,14 @@ def bwrap_argv(profile: dict[str, Any], command: list[str], *, uid: int | None, 
 
 
 #: Process 1 of the sandbox (``--as-pid-1``): sets the process limit (counted in the sandbox only)
-#: and the priority (the lines of :func:`.kernelspec.lower_priority`: this runs without ``fsl_utils``), drops to
-#: the submission's own user id (root mode), starts the kernel and reaps every process that ends
+#: and the priority (the lines of :func:`.kernelspec.lower_priority`: this runs without ``fsl_utils``), starts
+#: the kernel under the submission's own user id (root mode) and reaps every process that ends
 #: until the kernel does; then the sandbox ends, and every process left with it.
+#: Process 1 itself keeps bwrap's user id: ``--die-with-parent`` kills it when bwrap ends (the grader
+#: kills the bwrap of a kernel that does not shut down), and with it the whole PID namespace. Under
+#: the submission's user id it would outlive bwrap, kernel and all: a change of user id clears the
+#: parent-death signal (prctl(2)), and setting it again does not help, since bwrap, whose capabilities
+#: are dropped, may not signal another user's process.
 #: (bwrap's own process 1 is not used: the kernel's CPU time would not reach the grader's rusage.)
 _INNER = """
 import json, os, resource, signal, sys, time
@@ -138,14 +146,18 @@ for _ in range(20 if cfg["nice"] > 0 else 0):
         break
     except OSError:
         time.sleep(0.05)
-if cfg["uid"] is not None:
-    os.setgroups([])
-    os.setresgid(cfg["uid"], cfg["uid"], cfg["uid"])
-    os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
 kernel = os.fork()
 if kernel == 0:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    os.execv(sys.argv[2], sys.argv[2:])
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if cfg["uid"] is not None:
+            os.setgroups([])
+            os.setresgid(cfg["uid"], cfg["uid"], cfg["uid"])
+            os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
+        os.execv(sys.argv[2], sys.argv[2:])
+    except BaseException as error:
+        print("sandbox: cannot start the kernel:", error, file=sys.stderr, flush=True)
+    os._exit(127)
 while True:
     try:
         pid, status = os.wait()

@@ -30,9 +30,12 @@ from .bwrap import HOME, KERNEL_NAME
 #: Resource limits (environment variables override them).
 DEFAULTS = {"FSL_SANDBOX_MEMORY_MB": 8192, "FSL_SANDBOX_CPU_SECONDS": 900, "FSL_SANDBOX_FILE_MB": 256, "FSL_SANDBOX_NPROC": 256,
             "FSL_SANDBOX_DISK_MB": 512, "FSL_SANDBOX_NICE": 0}
+#: The thread counts of OpenMP (PyTorch), MKL and OpenBLAS (NumPy, scikit-learn): the profile sets
+#: them to the batch's threads per kernel.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: Environment variables the grader passes to the kernel when it has them; nothing else of its
 #: environment reaches student code (``FSL_SANDBOX_ENV``: more names, comma-separated).
-ENV_ALLOWED = ("NBGRADER_EXECUTION", "FSL_FAST", "FSL_DEVICE", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+ENV_ALLOWED = ("NBGRADER_EXECUTION", "FSL_FAST", "FSL_DEVICE", *THREAD_VARIABLES)
 #: glibc malloc settings of every kernel: no block gets a mapping of its own (``mmap_max=0``) and
 #: the heap is not trimmed, so the large tensors of each forward pass reuse memory instead of being
 #: mapped, zeroed and unmapped each time. Embedding the 3,200 images of the ProtoNet weights tests
@@ -102,8 +105,7 @@ def write_profile(path: Path, *, data_dir: Path, cache_dir: Path, overlays: list
     env = {"PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": HOME, "USER": "student", "LOGNAME": "student",
            "LANG": "C.UTF-8", "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "MPLCONFIGDIR": f"{HOME}/.config/matplotlib",
            "FSL_RESULTS_DIR": f"{HOME}/results", "FSL_DATA_DIR": str(Path(data_dir).resolve()), "FSL_CACHE_DIR": str(Path(cache_dir).resolve()),
-           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
-           "GLIBC_TUNABLES": MALLOC_TUNABLES}
+           "GLIBC_TUNABLES": MALLOC_TUNABLES, **dict.fromkeys(THREAD_VARIABLES, str(threads))}
     extra = [n.strip() for n in os.environ.get("FSL_SANDBOX_ENV", "").split(",") if n.strip()]
     passed = [n for n in (*ENV_ALLOWED, *extra) if n not in env]
     profile = {
