@@ -4,13 +4,15 @@
 #   lane 1: pytest tests LECTURE_2, without BENCHES  (unit tests, browser and hub tests, and the three
 #                                  grading batches it grades in the background)
 #   lane 2: pytest lectures solutions BENCHES, without LECTURE_2   (the other notebooks through nbval,
-#                                  FAST mode, and the benches' smoke tests)
+#                                  FAST mode, and five of the benches' smoke tests)
 #
 # The benches' smoke tests (about 250 CPU-s) go to lane 2 to even the lanes: lane 1 also waits for the
 # grading batches, and ran alone for its last 5-6 minutes when they were in it. Since the protonet batch
 # is graded first, lane 1 waits less: it ended 130 s before lane 2 (clean-clone CI run), and still 105 s
-# before it with the SSL benches' smoke tests (tests/test_ssl_bench.py, about 60 CPU-s) in lane 1. So
-# those of the siamese and autograde benches (about 35 and 45 CPU-s) are in lane 1 too.
+# before it with the SSL benches' smoke tests (tests/test_ssl_bench.py, about 60 CPU-s) in lane 1; with
+# those of the siamese and autograde benches (about 35 and 45 CPU-s) in lane 1 too, lane 1 ended 205 s
+# after lane 2, since the tests that read the protonet batch then ran after the batch chain. Lane 1
+# keeps the siamese bench's (tests/test_bench_siamese.py).
 # Lecture 2 goes to lane 1 so that it runs once: tests/conftest.py deselects its nbval cells there
 # when tests/test_browser.py runs it in JupyterLab (Chromium present), and nbval runs it otherwise.
 #
@@ -23,9 +25,9 @@ set -u
 py=${1:?usage: tests/run_lanes.sh PYTHON}
 mkdir -p build
 log=build/test-notebooks.log
-echo "lane 2 (lectures/ and solutions/ through nbval, the benches' smoke tests) runs beside this one; its report: $log"
+echo "lane 2 (lectures/ and solutions/ through nbval, five benches' smoke tests) runs beside this one; its report: $log"
 lecture2=lectures/02_embedding_retrieval.ipynb
-benches=(tests/test_bench_metric.py tests/test_bench_smoke.py tests/test_bench_transfer.py tests/test_bench_triplet.py)
+benches=(tests/test_bench_metric.py tests/test_bench_smoke.py tests/test_bench_transfer.py tests/test_bench_triplet.py tests/test_grading_bench.py)
 "$py" -m pytest lectures solutions "${benches[@]}" --ignore="$lecture2" > "$log" 2>&1 &
 lane2=$!
 trap 'kill "$lane2" 2>/dev/null' INT TERM
@@ -34,7 +36,7 @@ status1=$?
 wait "$lane2"
 status2=$?
 trap - INT TERM
-echo "================ lane 2: lectures/, solutions/ and the benches' smoke tests ($log) ================"
+echo "================ lane 2: lectures/, solutions/ and five benches' smoke tests ($log) ================"
 cat "$log"
 echo "lane 1 (tests/) exit status $status1, lane 2 (notebooks and benches) exit status $status2"
 if (( status1 != 0 )); then exit "$status1"; fi

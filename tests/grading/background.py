@@ -27,9 +27,9 @@ from typing import Any
 #: fixture name -> assignment, in the order the batches are graded (the tests that read them run
 #: in the same order, so the first batch's tests can start while the later ones are graded).
 #: protonet first: about 170 s of tests read it (the adversarial cases, the formgrader in Chromium,
-#: the term); graded last, they ran after the batch chain with one core
-#: idle (clean-clone CI run: the chain ended 1,185 s into make test, lane 1 ended 170 s later, the
-#: last 80 s of it alone). The tests that read the maml and simclr batches take seconds.
+#: the term). Graded last, they ran after the whole chain, partly with one core idle (a clean-clone
+#: CI run: the chain ended 1,185 s into make test, lane 1 170 s later, its last 80 s alone). The
+#: tests that read the maml and simclr batches take seconds.
 BATCHES = {"graded_course": "protonet", "graded_simclr": "simclr", "graded_maml": "maml"}
 TESTS = Path(__file__).resolve().parents[1]
 #: A batch that takes longer than this (a hang in the grader itself) fails its tests.
