@@ -29,10 +29,21 @@ lecture 9 91.4 -> 77.9; with the milder ``mmap_threshold=32 MiB`` lectures 3, 4 
 135.4 -> 91.5, 69.9 -> 59.3 and 77.8 -> 73.2. Read by each new process at its start, so it
 reaches the kernels and subprocesses this session starts, not this process itself. The grading
 sandbox's kernels get the same value in their fixed environment (``MALLOC_TUNABLES``).
+
+nbval's output timeout: after a cell's ``execute_reply``, nbval waits for each further message of
+the kernel (its outputs, then the ``idle`` status) for a hard-coded 5 s (``IPyNbCell.output_timeout``;
+``--nbval-cell-timeout`` does not change it, computationalmodelling/nbval#136 and #231), then fails
+the cell with "Timeout of 5 seconds exceeded waiting for output" and every later cell of the
+notebook. On a busy 2-core CI machine that is not enough: lecture 9's cell 4 failed that way in a
+CI run (stop 36) while lane 1 graded a batch beside it. The hook below sets it to
+``NBVAL_OUTPUT_TIMEOUT`` on every nbval cell, and stops the session with a clear error if nbval no
+longer has the attribute (hence the upper bound on nbval in pyproject.toml).
 """
 
 import os
 import tempfile
+
+import pytest
 
 os.environ.setdefault("FSL_FAST", "1")
 os.environ.setdefault("FSL_RESULTS_DIR", tempfile.mkdtemp(prefix="fsl-results-"))
@@ -43,3 +54,18 @@ for _threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 from fsl_utils.grading.sandbox.kernelspec import MALLOC_TUNABLES  # noqa: E402 (after FSL_FAST, read when fsl_utils is imported)
 
 os.environ.setdefault("GLIBC_TUNABLES", MALLOC_TUNABLES)
+
+
+#: Seconds nbval waits for each message of a cell's kernel after the cell's reply (nbval's own: 5).
+NBVAL_OUTPUT_TIMEOUT = 120
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give each nbval cell ``NBVAL_OUTPUT_TIMEOUT`` s, not 5 s, for the outputs that follow its reply."""
+    for item in items:
+        if type(item).__module__ != "nbval.plugin":
+            continue
+        if not hasattr(item, "output_timeout"):
+            raise pytest.UsageError(f"{type(item).__name__} of this nbval version has no output_timeout attribute: conftest.py "
+                                    "cannot raise nbval's 5-second output timeout. Install the nbval version pyproject.toml asks for.")
+        item.output_timeout = NBVAL_OUTPUT_TIMEOUT
