@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.utils import determine_grade
 
 from fsl_utils.course.check import MAX_SUBMITTED_BYTES
+from fsl_utils.grading.batch import kill_marked, marked_pids
 from fsl_utils.grading.sandbox import bwrap, isolation, kernelspec, stubs
 from fsl_utils.grading.execute import score_on_errors
 from fsl_utils.grading.sandbox.intake import take_in
@@ -265,18 +265,6 @@ def test_process_limit_counts_one_submission_only(profile_path, monkeypatch):
     assert out.strip() == "forked 30", err
 
 
-def _processes_with(token: str) -> list[int]:
-    """Host pids of the processes whose command line holds ``token``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and token.encode() in (entry / "cmdline").read_bytes():
-                pids.append(int(entry.name))
-        except OSError:
-            continue  # ended meanwhile, or not ours to read
-    return pids
-
-
 def test_a_killed_sandbox_takes_its_kernel_and_every_child_along(profile_path):
     """The grader kills a kernel's ``bwrap`` when the kernel does not answer its shutdown request; the
     sandbox's process 1, the kernel and whatever the kernel started must end with it. (In root mode,
@@ -292,17 +280,16 @@ def test_a_killed_sandbox_takes_its_kernel_and_every_child_along(profile_path):
         assert ready == "ready" and int(kernel_caps) == 0
         if root:  # process 1 holds CAP_SETGID and CAP_SETUID (bits 6, 7), nothing else of root's
             assert int(pid1_caps) == 0xC0
-        assert len(_processes_with(token)) >= 3  # bwrap, process 1 (the kernel's launcher), the kernel, its child
+        sandboxed = marked_pids(token)  # bwrap, process 1 (the kernel's launcher), the kernel, its child
+        assert len(sandboxed) == 4, [Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in sandboxed]
         sandbox.kill()
         sandbox.wait()
         deadline = time.monotonic() + 20
-        while _processes_with(token) and time.monotonic() < deadline:
+        while marked_pids(token) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _processes_with(token) == []
+        assert marked_pids(token) == []
     finally:
-        for pid in _processes_with(token):
-            os.kill(pid, signal.SIGKILL)
-
+        kill_marked(token)
 
 
 def test_the_graders_private_cache_is_made_readable_to_the_kernels(profile_path):

@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 import nbformat
-
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -67,6 +67,11 @@ def test_students_get_the_course_and_the_tools_go_to_extras():
     assert "fsl-course[instructor]" in extras["dev"] and {"pytest", "nbval", "playwright"} <= _names(extras["dev"])
 
 
+def _imports(*modules: str) -> re.Pattern[str]:
+    """A line of Python code that imports one of ``modules`` (the module's name is group 1)."""
+    return re.compile(rf"^\s*(?:from|import)\s+({'|'.join(map(re.escape, modules))})\b", re.M)
+
+
 def test_the_gpl_test_tool_stays_a_maintainers_tool():
     """rfc3987 (GPL-3.0-or-later) only speeds up the test suite (pyproject's dev extra says why): what
     students and instructors install does not get it, and no code of the course imports it."""
@@ -74,14 +79,14 @@ def test_the_gpl_test_tool_stays_a_maintainers_tool():
     assert "rfc3987" in _names(project["optional-dependencies"]["dev"])
     for name, reqs in [("dependencies", project["dependencies"]), *project["optional-dependencies"].items()]:
         assert name == "dev" or "rfc3987" not in _names(reqs), f"{name} must not install rfc3987 (GPL)"
-    imports = re.compile(r"^\s*(?:from|import)\s+rfc3987\b", re.M)
+    imports = _imports("rfc3987")
     code = [*(ROOT / "fsl_utils").rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").glob("*.py")]
     assert code and not [p for p in code if imports.search(p.read_text(encoding="utf-8"))]
 
 
 def test_student_code_does_not_import_instructor_tools():
     """What a student runs (lectures, releases, the check, the package outside grading) needs no extra."""
-    tools = re.compile(r"^\s*(?:from|import)\s+(nbgrader|pytest|nbval|playwright|easyfsl)\b", re.M)
+    tools = _imports("nbgrader", "pytest", "nbval", "playwright", "easyfsl")
     student_code = [p for p in (ROOT / "fsl_utils").rglob("*.py") if "grading" not in p.parts and p.name != "student.py"]
     for path in student_code + list(ROOT.glob("lectures/*.ipynb")) + list(ROOT.glob("assignments/*/*.ipynb")):
         text = path.read_text(encoding="utf-8")

@@ -35,13 +35,24 @@ from .checks import hidden, remote  # noqa: F401
 from .sandbox.kernelspec import limits, lower_priority
 
 
-def kill_marked(marker: str) -> None:
-    """SIGKILL every process whose command line contains ``marker`` (a submission's kernel)."""
+def marked_pids(marker: str) -> list[int]:
+    """Pids of the processes whose command line contains ``marker`` (a submission's kernel and its sandbox)."""
+    pids = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
-                os.kill(int(proc.name), signal.SIGKILL)
+                pids.append(int(proc.name))
         except (OSError, ValueError):
+            continue  # ended meanwhile, or not ours to read
+    return pids
+
+
+def kill_marked(marker: str) -> None:
+    """SIGKILL every process whose command line contains ``marker`` (a submission's kernel)."""
+    for pid in marked_pids(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
             continue
 
 
