@@ -18,17 +18,22 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 STALL_SECONDS = 8
 
-#: Sends the cell's reply, then makes the IOPub thread sleep before it publishes the cell's ``idle`` status.
+#: Sends the cell's reply, then makes the IOPub thread sleep before it publishes the cell's ``idle`` status;
+#: the file ``stalled`` (beside the notebook) says that the stall happened.
 STALL_AFTER_REPLY = f"""\
-import time
+import pathlib, time
 _kernel = get_ipython().kernel
 _send = _kernel.session.send
+
+def _stall():
+    time.sleep({STALL_SECONDS})
+    pathlib.Path("stalled").touch()
 
 def _send_then_stall(stream, msg_or_type, *args, **kwargs):
     msg = _send(stream, msg_or_type, *args, **kwargs)
     if msg_or_type == "execute_reply":
         _kernel.session.send = _send
-        _kernel.iopub_socket.io_thread.schedule(lambda: time.sleep({STALL_SECONDS}))
+        _kernel.iopub_socket.io_thread.schedule(_stall)
     return msg
 
 _kernel.session.send = _send_then_stall
@@ -51,7 +56,9 @@ def test_a_cell_whose_outputs_come_8_s_after_its_reply_passes(pytestconfig: pyte
         nbformat.write(nb, notebook)
         run = subprocess.run([sys.executable, "-m", "pytest", str(notebook)], cwd=ROOT, capture_output=True,
                              text=True, timeout=300)
+        stalled = (folder / "stalled").exists()
     finally:
         shutil.rmtree(folder)
     assert "Timeout of 5 seconds" not in run.stdout, run.stdout
     assert run.returncode == 0 and "2 passed" in run.stdout, run.stdout + run.stderr
+    assert stalled, "the kernel's IOPub thread did not stall after the reply: this test no longer tests anything"
