@@ -6,13 +6,12 @@
 #   lane 2: pytest lectures solutions BENCHES, without LECTURE_2   (the other notebooks through nbval,
 #                                  FAST mode, and five of the benches' smoke tests)
 #
-# The benches' smoke tests (about 250 CPU-s) go to lane 2 to even the lanes: lane 1 also waits for the
-# grading batches, and ran alone for its last 5-6 minutes when they were in it. Since the protonet batch
-# is graded first, lane 1 waits less: it ended 130 s before lane 2 (clean-clone CI run), and still 105 s
-# before it with the SSL benches' smoke tests (tests/test_ssl_bench.py, about 60 CPU-s) in lane 1; with
-# those of the siamese and autograde benches (about 35 and 45 CPU-s) in lane 1 too, lane 1 ended 205 s
-# after lane 2, since the tests that read the protonet batch then ran after the batch chain. Lane 1
-# keeps the siamese bench's (tests/test_bench_siamese.py).
+# The benches' smoke tests (about 250 CPU-s) even the lanes: lane 1 also waits for the grading batches,
+# and ran alone for its last 5-6 minutes when they were all in it. Lane 2 runs five of them; lane 1 keeps
+# the SSL and siamese benches' (tests/test_ssl_bench.py, tests/test_bench_siamese.py, about 60 and 35
+# CPU-s): the lanes then ended within 30 s of each other in clean-clone CI runs. With the autograde
+# bench's in lane 1 as well, lane 1 ended 205 s after lane 2, since the tests that read the protonet batch
+# then ran after the batch chain.
 # Lecture 2 goes to lane 1 so that it runs once: tests/conftest.py deselects its nbval cells there
 # when tests/test_browser.py runs it in JupyterLab (Chromium present), and nbval runs it otherwise.
 #

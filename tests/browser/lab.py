@@ -59,14 +59,9 @@ def missing_requirements() -> str | None:
 def require_browser(what: str = "browser test") -> None:
     """Skip the calling test with the reason when Chromium or playwright is missing; under CI fail
     instead (the browser tests must run there: .ci/run installs Chromium)."""
-    why = missing_requirements()
-    if why is None:
-        return
-    import pytest
+    from needs import require
 
-    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"The {what} must run in CI but {why}.")
-    pytest.skip(f"{what} skipped: {why}")
+    require(what, missing_requirements())
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.5):

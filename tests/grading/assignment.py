@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-import pytest
-
 from fsl_utils.grading.feedback import secret_lines, strip_hidden
 from fsl_utils.grading.notebook import fill_solutions, read_notebook
 from fsl_utils.grading.pipeline import grade, release
 from fsl_utils.grading.release import comparable_cells
+from needs import require
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Submissions graded at the same time (one sandboxed kernel per core of a 2-core CI machine).
@@ -39,19 +38,11 @@ Notebook = Union[dict, Path]
 Submissions = Mapping[str, tuple[Notebook, Union[Path, None], float]]
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 def require_bwrap() -> None:
     """The grading tests run every kernel under bubblewrap: without it they fail in CI and skip
     locally, with the reason."""
-    if shutil.which("bwrap") is not None:
-        return
-    why = "bubblewrap is not installed (apt-get install -y bubblewrap); the grading tests run every kernel under it"
-    if in_ci():
-        pytest.fail(why)
-    pytest.skip(why)
+    require("grading test", None if shutil.which("bwrap") else
+            "bubblewrap is not installed (apt-get install -y bubblewrap), and every grading kernel runs under it")
 
 
 def files(assignment: str) -> tuple[Path, Path, Path]:
